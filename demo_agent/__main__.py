@@ -1,0 +1,37 @@
+"""`python -m demo_agent`: start the agent with settings from the environment."""
+
+from __future__ import annotations
+
+import sys
+
+import structlog
+import uvicorn
+
+from demo_agent.app import create_app
+from demo_agent.faults import FaultDefaultsError
+from demo_agent.settings import Settings, SettingsError
+from demo_agent.telemetry import build_log_provider, build_tracer_provider, configure_logging
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        sys.stderr.write(f"demo_agent: {error}\n")
+        return 2
+    log_provider = build_log_provider(settings)
+    configure_logging(settings, log_provider)
+    log = structlog.get_logger("demo_agent")
+    try:
+        app = create_app(settings, tracer_provider=build_tracer_provider(settings),
+                         log_provider=log_provider)
+    except FaultDefaultsError as error:
+        log.error("invalid_fault_defaults", error=str(error), hint="fix the AGENT_FAULT_* values")
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

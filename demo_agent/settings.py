@@ -1,0 +1,104 @@
+"""Settings of the demo agent, read once from the environment at start.
+
+Every variable is listed in docs/architecture.md; a bad value stops the agent with a
+message that names the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CGROUP_V2_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+CGROUP_V1_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+# cgroup v1 reports "no limit" as a huge page-aligned number rather than "max".
+CGROUP_V1_UNLIMITED = 1 << 60
+
+
+class SettingsError(ValueError):
+    """A setting from the environment that the agent cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "info"
+    instrumentation: bool = True
+    memory_limit_bytes: int = 0
+    max_message_chars: int = 8000
+    latency_scale: float = 1.0
+    service_name: str = "luminamind"
+    fault_defaults: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            host=env.get("AGENT_HOST", cls.host),
+            port=_int(env, "AGENT_PORT", cls.port, low=1, high=65535),
+            redis_url=env.get("AGENT_REDIS_URL", cls.redis_url),
+            log_level=_choice(env, "AGENT_LOG_LEVEL", "info", LOG_LEVELS),
+            instrumentation=_choice(env, "AGENT_INSTRUMENTATION", "on", ("on", "off")) == "on",
+            memory_limit_bytes=_memory_limit(env),
+            max_message_chars=_int(env, "AGENT_MAX_MESSAGE_CHARS", 8000, low=1, high=1_000_000),
+            latency_scale=_float(env, "AGENT_LATENCY_SCALE", 1.0, low=0.0, high=100.0),
+            service_name=env.get("OTEL_SERVICE_NAME", cls.service_name),
+            fault_defaults={
+                key.removeprefix("AGENT_FAULT_").lower(): value
+                for key, value in env.items()
+                if key.startswith("AGENT_FAULT_")
+            },
+        )
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _memory_limit(env: dict[str, str]) -> int:
+    """The memory the agent may use: explicit setting, else its cgroup limit, else all RAM."""
+    if "AGENT_MEMORY_LIMIT_BYTES" in env:
+        return _int(env, "AGENT_MEMORY_LIMIT_BYTES", 0, low=1, high=1 << 50)
+    for path in (CGROUP_V2_MEMORY_MAX, CGROUP_V1_MEMORY_LIMIT):
+        try:
+            raw = path.read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < CGROUP_V1_UNLIMITED:
+            return int(raw)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
