@@ -80,10 +80,11 @@ class RequestTelemetry:
         method = scope["method"]
         endpoint = self._route_template(scope)
         if endpoint is None:
-            # Unknown paths are answered 404 and logged, but never become a label value:
-            # a scanner must not be able to create metric series.
+            # Unknown paths (404) and methods a route does not take (405) are answered and
+            # logged but never become label values: a scanner sending made-up paths or
+            # methods must not be able to create metric series.
             await self.app(scope, receive, send)
-            log.info("route_not_found", method=method, path=scope["path"][:200])
+            log.info("route_not_found", method=method[:16], path=scope["path"][:200])
             return
         if endpoint in UNTRACED_ROUTES:
             await self._handle(scope, receive, send, method, endpoint, None)
@@ -124,10 +125,6 @@ class RequestTelemetry:
         for route in self.routes_app.router.routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return getattr(route, "path", None)
-        for route in self.routes_app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.PARTIAL:  # the path exists, the method does not: a 405
                 return getattr(route, "path", None)
         return None
 
@@ -202,8 +199,8 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 # The statuses each route can answer. Their series exist from the start (at zero), so an
 # error ratio has a denominator before the first error, and bad input never adds a series.
 ROUTE_STATUSES = {
-    ("POST", "/v1/chat"): (200, 400, 405, 413, 422, 502),
-    ("POST", "/v1/feedback"): (202, 400, 405, 413, 422),
+    ("POST", "/v1/chat"): (200, 400, 413, 422, 502),
+    ("POST", "/v1/feedback"): (202, 400, 413, 422),
     ("GET", "/healthz"): (200,),
     ("GET", "/readyz"): (200, 503),
     ("GET", "/admin/faults"): (200,),

@@ -26,6 +26,10 @@ class Model:
     median_latency_s: float
     weight: float  # share of turns routed to this model
 
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_usd_per_mtok
+                + output_tokens * self.output_usd_per_mtok) / 1_000_000
+
 
 # Prices roughly follow public list prices. The routing weights put the mean cost of a
 # turn near $0.0008, so the lab's baseline load (about one uncached turn a second) projects
@@ -89,9 +93,7 @@ def simulate_llm_usage(
     input_tokens = 350 + 120 * min(history_turns, 20) + len(message) // 4
     output_tokens = max(16, int(rng.lognormvariate(math.log(180), 0.6)))
     latency = lognormal_latency(rng, model.median_latency_s) * (1 + output_tokens / 800)
-    cost = (
-        input_tokens * model.input_usd_per_mtok + output_tokens * model.output_usd_per_mtok
-    ) / 1_000_000
+    cost = model.cost_usd(input_tokens, output_tokens)
     return LlmUsage(
         model=model,
         input_tokens=input_tokens,

@@ -1,0 +1,136 @@
+"""The agent's parts without HTTP: settings, fault knobs, simulator, cache key, log context."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from demo_agent.agent import AccuracyTracker, SessionTracker
+from demo_agent.faults import FaultDefaultsError, FaultState, FaultUpdate
+from demo_agent.settings import Settings, SettingsError
+from demo_agent.simulator import MODELS, answer_is_correct, plan_tools
+from demo_agent.store import CACHE_TTL_S, CacheSizeTracker, cache_key
+from demo_agent.telemetry import add_trace_context
+
+
+def test_settings_refuse_a_port_out_of_range_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match=r"AGENT_PORT=70000 is outside 1\.\.65535"):
+        Settings.from_env({"AGENT_PORT": "70000"})
+
+
+def test_settings_refuse_an_unknown_instrumentation_mode() -> None:
+    with pytest.raises(SettingsError, match="AGENT_INSTRUMENTATION='maybe' must be one of on, off"):
+        Settings.from_env({"AGENT_INSTRUMENTATION": "maybe"})
+
+
+def test_settings_collect_fault_defaults_from_prefixed_variables() -> None:
+    settings = Settings.from_env({"AGENT_FAULT_ERROR_RATE": "0.2", "AGENT_MEMORY_LIMIT_BYTES": "1"})
+
+    assert settings.fault_defaults == {"error_rate": "0.2"}
+    assert settings.memory_limit_bytes == 1
+
+
+def test_fault_default_out_of_range_names_the_variable() -> None:
+    with pytest.raises(FaultDefaultsError, match="AGENT_FAULT_ERROR_RATE: Input should be less"):
+        FaultState.from_env_defaults({"error_rate": "3"})
+
+
+def test_memory_ballast_becomes_resident_memory() -> None:
+    state = FaultState.from_env_defaults({})
+    before = _resident_bytes()
+
+    state.update(FaultUpdate(memory_ballast_mb=64))
+    grown = _resident_bytes() - before
+    state.reset()
+
+    assert grown >= 60 * 1024 * 1024
+
+
+def _resident_bytes() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * 4096
+
+
+def test_model_cost_is_priced_per_million_tokens() -> None:
+    mini = next(model for model in MODELS if model.name == "gpt-4o-mini")
+
+    assert mini.cost_usd(1000, 500) == pytest.approx(0.00045)
+
+
+def test_model_routing_weights_sum_to_one() -> None:
+    assert sum(model.weight for model in MODELS) == pytest.approx(1.0)
+
+
+def test_tools_follow_the_keywords_of_the_message() -> None:
+    tools = plan_tools(random.Random(1), "Search the latest docs and run the code")
+
+    assert [tool.name for tool in tools] == ["web_search", "shell", "code_execution"]
+
+
+def test_full_accuracy_drift_makes_every_answer_wrong() -> None:
+    rng = random.Random(7)
+
+    answers = [answer_is_correct(rng, "coding", accuracy_drift=1.0) for _ in range(200)]
+
+    assert not any(answers)
+
+
+def test_cache_key_ignores_case_and_spacing_but_not_category() -> None:
+    assert cache_key("Hello  World", "general", bypass=False) == cache_key(
+        "hello world", "general", bypass=False)
+    assert cache_key("hello", "general", bypass=False) != cache_key(
+        "hello", "coding", bypass=False)
+
+
+def test_cache_bypass_makes_every_key_unique() -> None:
+    keys = {cache_key("same question", "general", bypass=True) for _ in range(50)}
+
+    assert len(keys) == 50
+
+
+def test_cache_size_drops_entries_after_their_ttl() -> None:
+    tracker = CacheSizeTracker()
+    tracker.add("a", 100, now=0.0)
+
+    size = tracker.add("b", 30, now=CACHE_TTL_S + 1)
+
+    assert size == 30
+
+
+def test_accuracy_is_the_share_of_good_ratings_in_the_last_fifty() -> None:
+    tracker = AccuracyTracker()
+    for _ in range(50):
+        tracker.add("coding", good=False)
+
+    accuracy = [tracker.add("coding", good=True) for _ in range(10)][-1]
+
+    assert accuracy == pytest.approx(10 / 50)
+
+
+def test_sessions_idle_for_five_minutes_stop_counting() -> None:
+    sessions = SessionTracker()
+    sessions.touch("old", now=0.0)
+
+    active = sessions.touch("new", now=301.0)
+
+    assert active == 1
+
+
+def test_log_events_inside_a_span_get_its_trace_and_span_ids() -> None:
+    tracer = TracerProvider().get_tracer("test")
+
+    with tracer.start_as_current_span("agent_execution") as span:
+        event = add_trace_context(None, "info", {"event": "tool_executed"})
+
+    context = span.get_span_context()
+    assert event["trace_id"] == format(context.trace_id, "032x")
+    assert event["span_id"] == format(context.span_id, "016x")
+
+
+def test_log_events_outside_a_span_get_no_trace_ids() -> None:
+    event = add_trace_context(None, "info", {"event": "agent_started"})
+
+    assert "trace_id" not in event
