@@ -50,9 +50,10 @@ test-integration: $(VENV_STAMP) ## Integration tier only (real binaries on loopb
 # Each step fails with one line naming the fix: missing Docker or Compose v2, a host port
 # already taken, an image that cannot be pulled or built, a service that never gets healthy.
 up: ## Start the whole lab, wait until every service is healthy, print the URLs
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
-	@$(LAB) preflight
+	@command -v $(PYTHON) >/dev/null \
+		|| { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
 	@$(LAB) env
+	@$(LAB) preflight
 	@$(LAB) start
 	@$(LAB) wait
 	@$(LAB) reload-rules
@@ -88,5 +89,5 @@ else
 	@$(VPY) -m loadgen run $(NAME) --host "$$($(LAB) url demo-agent)"
 endif
 
-smoke: $(VENV_STAMP) ## Compose smoke tier: the real stack through Docker (skips where it cannot run)
+smoke: $(VENV_STAMP) ## Smoke tier: the real compose stack (skips, with the reason, without Docker)
 	@$(VPY) -m pytest -m smoke tests/smoke

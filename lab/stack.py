@@ -98,10 +98,14 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def lab_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def lab_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path = ENV_FILE,
+    example: Path = ENV_EXAMPLE,
+) -> dict[str, str]:
     """Settings as compose resolves them: the shell wins over .env, .env over the defaults."""
-    settings = read_env_file(ENV_EXAMPLE)
-    settings.update(read_env_file(ENV_FILE))
+    settings = read_env_file(example)
+    settings.update(read_env_file(env_file))
     shell = os.environ if environ is None else environ
     settings.update({key: shell[key] for key in settings.keys() & shell.keys()})
     return settings
