@@ -727,6 +727,23 @@ def test_loki_reports_ready_one_second_after_its_ring_check() -> None:
     assert lifecycler["min_ready_duration"] == "1s"
 
 
+def test_loki_writes_everything_under_its_data_volume(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = load_yaml(LOKI_CONFIG)
+    volume_path = next(m["target"] for m in services["loki"]["volumes"] if m["type"] == "volume")
+
+    paths = [
+        config["common"]["path_prefix"],
+        config["common"]["storage"]["filesystem"]["chunks_directory"],
+        config["common"]["storage"]["filesystem"]["rules_directory"],
+        config["ingester"]["wal"]["dir"],
+        config["compactor"]["working_directory"],
+    ]
+
+    assert [path for path in paths if not path.startswith(volume_path)] == []
+
+
 def test_loki_sends_no_usage_reports() -> None:
     assert load_yaml(LOKI_CONFIG)["analytics"]["reporting_enabled"] is False
 
