@@ -630,6 +630,23 @@ def test_grafana_gets_its_password_from_the_env_file(
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == TEST_PASSWORD
 
 
+def test_grafana_dashboard_providers_read_the_mounted_dashboards(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    dashboards_dir = REPO_ROOT / "config" / "grafana" / "dashboards"
+    mounts = services["grafana"]["volumes"]
+    mount = next(m for m in mounts if m.get("source") == str(dashboards_dir))
+    providers_dir = DATASOURCES_DIR.parent / "dashboards"
+
+    paths = {
+        provider["options"]["path"]
+        for path in sorted(providers_dir.glob("*.y*ml"))
+        for provider in load_yaml(path)["providers"]
+    }
+
+    assert paths == {mount["target"]}
+
+
 def test_env_example_ships_no_password() -> None:
     assert read_env_example()["GRAFANA_ADMIN_PASSWORD"] == ""
 
