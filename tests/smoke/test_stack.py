@@ -84,7 +84,7 @@ def chat_trace_ids(stack: Stack) -> list[str]:
 
 def test_every_service_is_healthy_or_done(stack: Stack) -> None:
     states = {
-        container.name.removeprefix("luminamind-smoke-").rsplit("-", 1)[0]: (
+        container.config.labels["com.docker.compose.service"]: (
             container.state.status,
             container.state.health.status if container.state.health else None,
             container.state.exit_code,
