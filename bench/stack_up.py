@@ -26,7 +26,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lab.stack import COMPOSE, StackError, check_docker, lab_settings, service_url  # noqa: E402
+from lab.stack import (  # noqa: E402
+    COMPOSE,
+    StackError,
+    check_docker,
+    ensure_env_file,
+    lab_settings,
+    service_url,
+)
 
 BUDGET_BYTES = 2 * 1024**3
 UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2}
@@ -122,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"Docker is unavailable, nothing to measure: {error}\n")
         return 2
     try:
+        ensure_env_file()  # compose.yaml needs the Grafana password that make up writes
         missing = missing_images()
         if missing:
             raise StackError(
