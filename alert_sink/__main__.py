@@ -24,7 +24,14 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         max_notifications=settings.max_notifications,
+        runbooks_dir=str(settings.runbooks_dir),
     )
+    if not settings.runbooks_dir.is_dir():
+        log.warning(
+            "runbooks_dir_missing",
+            runbooks_dir=str(settings.runbooks_dir),
+            fix="set ALERT_SINK_RUNBOOKS_DIR to the repository's docs/runbooks",
+        )
     # uvicorn's loggers propagate to the JSON handler; its access log is off because
     # every webhook call already produces a notification or rejection event.
     uvicorn.run(

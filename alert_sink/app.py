@@ -1,4 +1,4 @@
-"""The sink's ASGI application: webhook intake, JSON and HTML views, health, metrics."""
+"""The sink's ASGI app: webhook intake, JSON and HTML views, runbooks, health, metrics."""
 
 import json
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from starlette.routing import Route
 from alert_sink import metrics
 from alert_sink.page import render_page
 from alert_sink.payload import WebhookPayload, describe_validation_error
+from alert_sink.runbooks import RunbookFolder, is_runbook_name, render_index, render_runbook
 from alert_sink.settings import SinkSettings
 from alert_sink.store import Notification, NotificationStore
 
@@ -84,9 +85,24 @@ def _record(notification: Notification, store: NotificationStore) -> None:
     )
 
 
+def _runbook_not_found(name: str, runbooks: RunbookFolder) -> JSONResponse:
+    shown = name[:64]
+    if is_runbook_name(name):
+        known = ", ".join(runbooks.names()) or f"none (no runbook in {runbooks.folder})"
+        message = f"no runbook named {shown!r}; the runbooks are: {known}"
+    else:
+        message = (
+            f"{shown!r} is not an alert name: runbook names are letters only, "
+            "e.g. /runbooks/HighErrorRate; GET /runbooks lists them"
+        )
+    log.info("runbook_not_found", name=shown)
+    return JSONResponse({"error": "runbook_not_found", "message": message}, status_code=404)
+
+
 def create_app(settings: SinkSettings) -> Starlette:
     """A sink keeping the last ``settings.max_notifications`` notifications."""
     store = NotificationStore(settings.max_notifications)
+    runbooks = RunbookFolder(settings.runbooks_dir)
 
     async def receive_webhook(request: Request) -> JSONResponse:
         try:
@@ -113,7 +129,19 @@ def create_app(settings: SinkSettings) -> Starlette:
         return JSONResponse({"notifications": notifications, "capacity": store.capacity})
 
     async def show_page(request: Request) -> HTMLResponse:
-        return HTMLResponse(render_page(store.newest_first(), store.capacity))
+        return HTMLResponse(
+            render_page(store.newest_first(), store.capacity, set(runbooks.names()))
+        )
+
+    async def list_runbooks(request: Request) -> HTMLResponse:
+        return HTMLResponse(render_index(runbooks.names(), runbooks.folder))
+
+    async def show_runbook(request: Request) -> Response:
+        name = request.path_params["name"]
+        text = runbooks.read(name) if is_runbook_name(name) else None
+        if text is None:
+            return _runbook_not_found(name, runbooks)
+        return HTMLResponse(render_runbook(name, text))
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -126,7 +154,8 @@ def create_app(settings: SinkSettings) -> Starlette:
         code = "not_found" if error.status_code == 404 else "http_error"
         message = (
             f"{request.method} {request.url.path}: {error.detail}; the routes are "
-            "POST /webhook and GET /, /api/notifications, /healthz, /metrics"
+            "POST /webhook and GET /, /api/notifications, /runbooks, "
+            "/runbooks/<AlertName>, /healthz, /metrics"
         )
         return JSONResponse({"error": code, "message": message}, status_code=error.status_code)
 
@@ -134,6 +163,10 @@ def create_app(settings: SinkSettings) -> Starlette:
         Route("/webhook", receive_webhook, methods=["POST"]),
         Route("/api/notifications", list_notifications, methods=["GET"]),
         Route("/", show_page, methods=["GET"]),
+        Route("/runbooks", list_runbooks, methods=["GET"]),
+        # `path` lets a name holding `/` (../../etc/passwd) reach the name check and get the
+        # runbook's own 404 that says what a runbook name is.
+        Route("/runbooks/{name:path}", show_runbook, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/metrics", serve_metrics, methods=["GET"]),
     ]

@@ -4,7 +4,7 @@ Everything shown comes from outside (labels, annotations, receiver names), so ev
 value goes through ``html.escape``; the page has no script.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from html import escape
 
@@ -37,13 +37,24 @@ def _time(moment: datetime | None) -> str:
     return escape(moment.isoformat(timespec="seconds")) if moment else "still firing"
 
 
-def _alert_row(alert: ReceivedAlert) -> str:
+def _alert_name(name: str, runbook_names: Collection[str]) -> str:
+    """The alert's name, linked to its runbook when the sink has one.
+
+    The link is relative to this page (served at /), so it opens on whatever host port the
+    sink is reached through, unlike an absolute runbook_url.
+    """
+    if name in runbook_names:
+        return f'<a href="runbooks/{escape(name)}">{escape(name)}</a>'
+    return escape(name)
+
+
+def _alert_row(alert: ReceivedAlert, runbook_names: Collection[str]) -> str:
     status = escape(alert.status)
     summary = alert.annotations.get("summary", "")
     description = alert.annotations.get("description", "")
     return (
         f'<tr><td class="{status}">{status.upper()}</td>'
-        f"<td>{escape(alert.name)}</td>"
+        f"<td>{_alert_name(alert.name, runbook_names)}</td>"
         f"<td>{escape(alert.labels.get('severity', ''))}</td>"
         f"<td>{escape(summary)}<br><small>{escape(description)}</small></td>"
         f"<td>{_time(alert.starts_at)}</td><td>{_time(alert.ends_at)}</td>"
@@ -51,10 +62,10 @@ def _alert_row(alert: ReceivedAlert) -> str:
     )
 
 
-def _notification(notification: Notification) -> str:
+def _notification(notification: Notification, runbook_names: Collection[str]) -> str:
     status = escape(notification.status)
     names = escape(", ".join(notification.alert_names))
-    rows = "".join(_alert_row(alert) for alert in notification.alerts)
+    rows = "".join(_alert_row(alert, runbook_names) for alert in notification.alerts)
     return (
         f'<article class="{status}">'
         f'<h3><span class="status">{status.upper()}</span> {names}</h3>'
@@ -72,14 +83,21 @@ def _by_receiver(notifications: Iterable[Notification]) -> dict[str, list[Notifi
     return dict(sorted(groups.items()))
 
 
-def render_page(notifications: Iterable[Notification], capacity: int) -> str:
-    """The whole page for ``notifications`` given newest first."""
+def render_page(
+    notifications: Iterable[Notification],
+    capacity: int,
+    runbook_names: Collection[str] = frozenset(),
+) -> str:
+    """The whole page for ``notifications`` given newest first.
+
+    Alerts named in ``runbook_names`` link to their runbook page.
+    """
     groups = _by_receiver(notifications)
     count = sum(len(group) for group in groups.values())
     if groups:
         body = "".join(
             f"<section><h2>{escape(receiver)} <small>({len(group)})</small></h2>"
-            + "".join(_notification(notification) for notification in group)
+            + "".join(_notification(notification, runbook_names) for notification in group)
             + "</section>"
             for receiver, group in groups.items()
         )
@@ -96,6 +114,7 @@ def render_page(notifications: Iterable[Notification], capacity: int) -> str:
         "<h1>Alert sink</h1>"
         f"<p>{count} notifications kept (at most {capacity}), grouped by Alertmanager "
         f"receiver, newest first. The page reloads every {REFRESH_SECONDS} s; the same "
-        'data as JSON: <a href="/api/notifications">/api/notifications</a>.</p>'
+        'data as JSON: <a href="/api/notifications">/api/notifications</a>; what to do '
+        'about each alert: <a href="runbooks">runbooks</a>.</p>'
         f"{body}</body></html>"
     )

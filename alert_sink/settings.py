@@ -3,6 +3,11 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+# The repository's runbooks beside the package: docs/runbooks in a checkout, and
+# /app/docs/runbooks in the project image, which copies both (demo_agent/Dockerfile).
+DEFAULT_RUNBOOKS_DIR = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
 
 
 class SettingsError(ValueError):
@@ -16,6 +21,7 @@ class SinkSettings:
     max_notifications: int = 500
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
+    runbooks_dir: Path = DEFAULT_RUNBOOKS_DIR
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -34,6 +40,19 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int, upper: in
     return value
 
 
+def _runbooks_dir(environ: Mapping[str, str]) -> Path:
+    raw = environ.get("ALERT_SINK_RUNBOOKS_DIR", "").strip()
+    if not raw:
+        return DEFAULT_RUNBOOKS_DIR
+    folder = Path(raw)
+    if not folder.is_dir():
+        raise SettingsError(
+            f"ALERT_SINK_RUNBOOKS_DIR={raw!r} is not a directory; point it at the folder of "
+            "<AlertName>.md runbooks (the repository's docs/runbooks), or unset it"
+        )
+    return folder
+
+
 def load_settings(environ: Mapping[str, str] = os.environ) -> SinkSettings:
     """Build the settings from ``environ``; raise SettingsError naming the bad variable."""
     log_level = environ.get("ALERT_SINK_LOG_LEVEL", "info").strip().lower()
@@ -49,4 +68,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> SinkSettings:
             environ, "ALERT_SINK_MAX_BODY_BYTES", 1024 * 1024, 64 * 1024 * 1024
         ),
         log_level=log_level,
+        runbooks_dir=_runbooks_dir(environ),
     )
