@@ -23,6 +23,10 @@ interval, and never grows past its production value:
 
 Numbers that are not PromQL durations (the 86400 seconds of a daily projection, the
 seconds argument of predict_linear) are units, not waits, and are left alone.
+
+Runbook links: each alert's runbook_url points at the alert sink's default host address
+(SINK_RUNBOOK_PREFIX). When the sink's host port moves, --runbook-base-url or
+RUNBOOK_BASE_URL replaces exactly that prefix, so the links follow it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ DEFAULT_FACTOR = 60.0
 LAB_SCRAPE_INTERVAL_MS = 5_000
 LAB_EVALUATION_INTERVAL_MS = 5_000
 ANNOTATION = "lab_clock_factor"
+RUNBOOK_BASE_ENV = "RUNBOOK_BASE_URL"
+# What every runbook_url of config/prometheus/rules/ starts with: the alert sink's runbook
+# pages at its default host port. Only this exact prefix is ever rewritten.
+SINK_RUNBOOK_PREFIX = "http://127.0.0.1:8090/runbooks/"
 RENDERED_MARKER = "# Lab-timed copy written by `python -m lab.clock render`"
 
 MS_PER_UNIT = {
@@ -185,6 +193,33 @@ def factor_from_env(env: dict[str, str]) -> float:
         ) from None
 
 
+def runbook_base_from(option: str | None, env: dict[str, str]) -> str | None:
+    """The runbook base URL from the option, else RUNBOOK_BASE_URL; None keeps the source's.
+
+    It must be an http(s) URL ending in `/`, since the alert name is appended to it as is.
+    """
+    raw = option if option is not None else env.get(RUNBOOK_BASE_ENV, "")
+    base = raw.strip()
+    if not base:
+        return None
+    if not base.startswith(("http://", "https://")) or not base.endswith("/") or any(
+        char.isspace() for char in base
+    ):
+        raise ClockError(
+            f"runbook base URL {raw!r} must be an http:// or https:// URL ending in '/', "
+            f"e.g. http://127.0.0.1:8091/runbooks/ (from --runbook-base-url or "
+            f"{RUNBOOK_BASE_ENV})"
+        )
+    return base
+
+
+def rebase_runbook_url(url: str, base: str) -> str:
+    """``url`` with SINK_RUNBOOK_PREFIX replaced by ``base``; any other URL is kept."""
+    if url.startswith(SINK_RUNBOOK_PREFIX):
+        return base + url[len(SINK_RUNBOOK_PREFIX):]
+    return url
+
+
 # --------------------------------------------------------------------------------------
 # PromQL: durations are found by scanning, never by a regex over the whole expression,
 # so a "[5m]" inside a label value, a regex or a comment is left as written.
@@ -293,15 +328,26 @@ def _rewrite_identifier(expr: str, start: int, rewrite: Rewrite) -> tuple[int, s
 # --------------------------------------------------------------------------------------
 
 
-def render_rules(document: dict[str, Any], clock: LabClock) -> dict[str, Any]:
-    """A lab-timed copy of one parsed rule file; the input is left untouched."""
+def render_rules(
+    document: dict[str, Any], clock: LabClock, *, runbook_base: str | None = None
+) -> dict[str, Any]:
+    """A lab-timed copy of one parsed rule file; the input is left untouched.
+
+    With ``runbook_base``, runbook_url annotations starting with SINK_RUNBOOK_PREFIX point
+    there instead.
+    """
     groups = document.get("groups")
     if not isinstance(groups, list):
         raise ClockError("a rule file needs a top-level `groups:` list")
-    return {**document, "groups": [_render_group(group, clock) for group in groups]}
+    return {
+        **document,
+        "groups": [_render_group(group, clock, runbook_base) for group in groups],
+    }
 
 
-def _render_group(group: dict[str, Any], clock: LabClock) -> dict[str, Any]:
+def _render_group(
+    group: dict[str, Any], clock: LabClock, runbook_base: str | None
+) -> dict[str, Any]:
     rendered = dict(group)
     if "interval" in group:
         rendered["interval"] = _rewrite_field(group, "interval", clock.group_interval)
@@ -310,11 +356,15 @@ def _render_group(group: dict[str, Any], clock: LabClock) -> dict[str, Any]:
             group, "query_offset",
             lambda ms: clock.expression_duration(DurationKind.OFFSET, ms),
         )
-    rendered["rules"] = [_render_rule(rule, clock) for rule in group.get("rules", [])]
+    rendered["rules"] = [
+        _render_rule(rule, clock, runbook_base) for rule in group.get("rules", [])
+    ]
     return rendered
 
 
-def _render_rule(rule: dict[str, Any], clock: LabClock) -> dict[str, Any]:
+def _render_rule(
+    rule: dict[str, Any], clock: LabClock, runbook_base: str | None
+) -> dict[str, Any]:
     if "expr" not in rule:
         name = rule.get("alert") or rule.get("record") or "a rule"
         raise ClockError(f"{name} has no expr")
@@ -325,7 +375,12 @@ def _render_rule(rule: dict[str, Any], clock: LabClock) -> dict[str, Any]:
             rendered[field] = _rewrite_field(rule, field, clock.hold)
     if "alert" in rule:
         # An annotation, not a label: routing, grouping and inhibition stay as in production.
-        rendered["annotations"] = {**rule.get("annotations", {}), ANNOTATION: clock.factor_label}
+        annotations = {**rule.get("annotations", {}), ANNOTATION: clock.factor_label}
+        if runbook_base is not None and "runbook_url" in annotations:
+            annotations["runbook_url"] = rebase_runbook_url(
+                str(annotations["runbook_url"]), runbook_base
+            )
+        rendered["annotations"] = annotations
     return rendered
 
 
@@ -345,7 +400,9 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _RuleFileDumper.add_representer(str, _represent_str)
 
 
-def render_file_text(source_text: str, source_name: str, clock: LabClock) -> str:
+def render_file_text(
+    source_text: str, source_name: str, clock: LabClock, *, runbook_base: str | None = None
+) -> str:
     try:
         document = yaml.safe_load(source_text)
     except yaml.YAMLError as error:
@@ -353,7 +410,7 @@ def render_file_text(source_text: str, source_name: str, clock: LabClock) -> str
     if not isinstance(document, dict):
         raise ClockError(f"{source_name} holds no rule groups")
     try:
-        rendered = render_rules(document, clock)
+        rendered = render_rules(document, clock, runbook_base=runbook_base)
     except ClockError as error:
         raise ClockError(f"{source_name}: {error}") from None
     header = (
@@ -362,12 +419,16 @@ def render_file_text(source_text: str, source_name: str, clock: LabClock) -> str
         f" / {clock.factor_label},\n# within the floors listed in docs/alerting.md."
         " Edit the source, not this file.\n"
     )
+    if runbook_base is not None:
+        header += f"# runbook_url links {SINK_RUNBOOK_PREFIX}... point at {runbook_base}...\n"
     body = yaml.dump(rendered, Dumper=_RuleFileDumper, sort_keys=False, width=1000,
                      allow_unicode=True)
     return header + body
 
 
-def render_directory(source: Path, out: Path, clock: LabClock) -> list[Path]:
+def render_directory(
+    source: Path, out: Path, clock: LabClock, *, runbook_base: str | None = None
+) -> list[Path]:
     """Writes the lab copy of every *.yml / *.yaml in source to out; returns what it wrote."""
     sources = sorted([*source.glob("*.yml"), *source.glob("*.yaml")])
     if not sources:
@@ -377,8 +438,9 @@ def render_directory(source: Path, out: Path, clock: LabClock) -> list[Path]:
     for path in sources:
         name = _display_name(path)
         target = out / path.name
-        target.write_text(render_file_text(path.read_text(encoding="utf-8"), name, clock),
-                          encoding="utf-8")
+        text = render_file_text(path.read_text(encoding="utf-8"), name, clock,
+                                runbook_base=runbook_base)
+        target.write_text(text, encoding="utf-8")
         written.append(target)
     _remove_stale_renderings(out, keep={path.name for path in sources})
     return written
@@ -423,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", type=Path, default=DEFAULT_SOURCE,
         help="folder of production rule files (default: config/prometheus/rules)",
     )
+    render.add_argument(
+        "--runbook-base-url", default=None,
+        help=f"replaces the {SINK_RUNBOOK_PREFIX} prefix of every runbook_url, for a sink "
+             f"on another host port (default: ${RUNBOOK_BASE_ENV}, else unchanged)",
+    )
     return parser
 
 
@@ -434,12 +501,15 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         if factor is None:
             factor = factor_from_env(environment)
         clock = LabClock(factor=factor)
-        written = render_directory(arguments.source, arguments.out, clock)
+        runbook_base = runbook_base_from(arguments.runbook_base_url, environment)
+        written = render_directory(arguments.source, arguments.out, clock,
+                                   runbook_base=runbook_base)
     except (ClockError, OSError) as error:
         log.error("lab_rules_render_failed", reason=str(error))
         return 2
     log.info("lab_rules_rendered", factor=clock.factor_label, out=str(arguments.out),
-             files=[path.name for path in written])
+             files=[path.name for path in written],
+             runbook_base=runbook_base or SINK_RUNBOOK_PREFIX)
     return 0
 
 

@@ -342,3 +342,111 @@ def test_command_line_renders_the_repository_rules_by_default(tmp_path: Path) ->
     assert status == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "luminamind-alerts.yml", "luminamind-recording.yml"]
+
+
+def alert_with_runbook(runbook_url: str) -> dict[str, object]:
+    return {"groups": [{"name": "g", "rules": [{
+        "alert": "HighCost",
+        "expr": "x > 1",
+        "annotations": {
+            "summary": "cost",
+            "description": "see http://127.0.0.1:8090/runbooks/HighCost",
+            "runbook_url": runbook_url,
+        },
+    }]}]}
+
+
+def test_render_rules_points_runbook_links_at_the_given_base() -> None:
+    document = alert_with_runbook("http://127.0.0.1:8090/runbooks/HighCost")
+
+    rendered = render_rules(document, LAB, runbook_base="http://127.0.0.1:18090/runbooks/")
+
+    assert rendered["groups"][0]["rules"][0]["annotations"] == {
+        "summary": "cost",
+        "description": "see http://127.0.0.1:8090/runbooks/HighCost",
+        "runbook_url": "http://127.0.0.1:18090/runbooks/HighCost",
+        "lab_clock_factor": "60",
+    }
+
+
+def test_render_rules_keeps_runbook_links_without_a_base() -> None:
+    document = alert_with_runbook("http://127.0.0.1:8090/runbooks/HighCost")
+
+    rendered = render_rules(document, LAB)
+
+    annotations = rendered["groups"][0]["rules"][0]["annotations"]
+    assert annotations["runbook_url"] == "http://127.0.0.1:8090/runbooks/HighCost"
+
+
+@pytest.mark.parametrize("runbook_url", [
+    "http://localhost:8090/runbooks/HighCost",
+    "https://127.0.0.1:8090/runbooks/HighCost",
+    "http://127.0.0.1:80900/runbooks/HighCost",
+    "http://127.0.0.1:8090/runbooksHighCost",
+    "http://127.0.0.1:8090/runbook/HighCost",
+    "https://wiki.example/?next=http://127.0.0.1:8090/runbooks/HighCost",
+])
+def test_render_rules_rewrites_only_the_exact_sink_prefix(runbook_url: str) -> None:
+    document = alert_with_runbook(runbook_url)
+
+    rendered = render_rules(document, LAB, runbook_base="http://127.0.0.1:18090/runbooks/")
+
+    assert rendered["groups"][0]["rules"][0]["annotations"]["runbook_url"] == runbook_url
+
+
+def rendered_runbook_urls(out: Path) -> dict[str, str]:
+    document = yaml.safe_load((out / "luminamind-alerts.yml").read_text())
+    return {rule["alert"]: rule["annotations"]["runbook_url"]
+            for group in document["groups"] for rule in group["rules"]}
+
+
+def test_command_line_takes_the_runbook_base_from_the_environment(tmp_path: Path) -> None:
+    env = {"RUNBOOK_BASE_URL": "http://127.0.0.1:18090/runbooks/"}
+
+    status = main(["render", "--out", str(tmp_path)], env=env)
+
+    assert status == 0
+    assert rendered_runbook_urls(tmp_path) == {
+        "HighErrorRate": "http://127.0.0.1:18090/runbooks/HighErrorRate",
+        "HighLatency": "http://127.0.0.1:18090/runbooks/HighLatency",
+        "LowAccuracy": "http://127.0.0.1:18090/runbooks/LowAccuracy",
+        "PodDown": "http://127.0.0.1:18090/runbooks/PodDown",
+        "RedisDown": "http://127.0.0.1:18090/runbooks/RedisDown",
+        "HighMemoryUsage": "http://127.0.0.1:18090/runbooks/HighMemoryUsage",
+        "ToolFailureSpike": "http://127.0.0.1:18090/runbooks/ToolFailureSpike",
+        "HighLLMCosts": "http://127.0.0.1:18090/runbooks/HighLLMCosts",
+        "LowCacheHitRate": "http://127.0.0.1:18090/runbooks/LowCacheHitRate",
+    }
+
+
+def test_command_line_runbook_base_option_wins_over_the_environment(tmp_path: Path) -> None:
+    env = {"RUNBOOK_BASE_URL": "http://127.0.0.1:18090/runbooks/"}
+
+    status = main(["render", "--out", str(tmp_path),
+                   "--runbook-base-url", "http://127.0.0.1:28090/runbooks/"], env=env)
+
+    assert status == 0
+    assert rendered_runbook_urls(tmp_path)["PodDown"] == "http://127.0.0.1:28090/runbooks/PodDown"
+
+
+def test_command_line_keeps_the_source_runbook_links_when_the_base_is_empty(
+    tmp_path: Path,
+) -> None:
+    status = main(["render", "--out", str(tmp_path)], env={"RUNBOOK_BASE_URL": ""})
+
+    assert status == 0
+    assert rendered_runbook_urls(tmp_path)["PodDown"] == "http://127.0.0.1:8090/runbooks/PodDown"
+
+
+@pytest.mark.parametrize("base", [
+    "http://127.0.0.1:18090/runbooks",
+    "127.0.0.1:18090/runbooks/",
+    "ftp://127.0.0.1/runbooks/",
+    "http://127.0.0.1:18090/run books/",
+])
+def test_command_line_fails_with_status_2_on_a_bad_runbook_base(tmp_path: Path,
+                                                                  base: str) -> None:
+    status = main(["render", "--out", str(tmp_path / "lab")], env={"RUNBOOK_BASE_URL": base})
+
+    assert status == 2
+    assert not (tmp_path / "lab").exists()
