@@ -35,6 +35,8 @@ STOP_TIMEOUT_S = 10.0
 
 # Debian package that ships each binary, named in the error when it is missing.
 BINARY_PACKAGES = {
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
     "redis-server": "redis-server",
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "prometheus": "prometheus",

@@ -7,7 +7,6 @@ sink) on loopback ports and ask its API which alerts it mutes.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from lab.loopback import Component, LoopbackLab
+from tests.config.conftest import required_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "config" / "alertmanager"
@@ -46,11 +46,7 @@ INTENDED_RECEIVERS = {
 
 
 def amtool() -> str:
-    path = shutil.which("amtool")
-    if path is None:
-        pytest.fail("amtool not found: install the Debian package 'prometheus-alertmanager' "
-                    "(.ci/run does: apt-get install prometheus-alertmanager)")
-    return path
+    return required_tool("amtool")
 
 
 def run_amtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.config.conftest import required_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = REPO_ROOT / "config" / "grafana"
@@ -281,10 +282,7 @@ def find_panel(uid: str, title: str) -> dict[str, Any]:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not installed: apt-get install prometheus")
-    return path
+    return required_tool("promtool")
 
 
 # ---------------------------------------------------------------- data sources

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.config.conftest import required_tool
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "config" / "prometheus" / "rules"
 UNIT_TESTS_DIR = REPO_ROOT / "config" / "prometheus" / "tests"
@@ -61,11 +63,7 @@ RECORDING_RULE_NAME = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: install the Debian package 'prometheus' "
-                    "(.ci/run does: apt-get install prometheus)")
-    return path
+    return required_tool("promtool")
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
