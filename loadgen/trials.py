@@ -196,11 +196,18 @@ def _update_resolved(lab: AlertingLab, trial: Trial) -> bool:
 
 
 def _refired(notifications: list[dict[str, Any]]) -> int:
-    """How often the alert fired again after a resolved notification, on one receiver."""
+    """How often the alert fired again after a resolved notification, on one receiver.
+
+    Resolved notifications before the first firing one belong to an earlier episode (the
+    alert tripped as a side effect of the previous scenario) and are skipped.
+    """
     if not notifications:
         return 0
     receiver = min(notification["receiver"] for notification in notifications)
     statuses = [n["status"] for n in notifications if n["receiver"] == receiver]
+    if "firing" not in statuses:
+        return 0
+    statuses = statuses[statuses.index("firing") :]
     return sum(
         1
         for before, after in zip(statuses, statuses[1:], strict=False)
