@@ -29,18 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lab.clock import factor_from_env  # noqa: E402
 from lab.loopback import LoopbackLab  # noqa: E402
 from loadgen.scenarios import SCENARIOS, scenario_by_name  # noqa: E402
-from loadgen.trials import Trial, run_batches, start_alerting_lab  # noqa: E402
+from loadgen.trials import NON_INTERFERING_BATCHES, Trial, run_batches, start_alerting_lab  # noqa: E402
 
 TARGET_FIRE_S = 180.0
-# The integration test's batches: scenarios whose faults and traffic leave each other's
-# alerts alone (see tests/integration/test_alerts.py).
-BATCHES = (
-    ("HighErrorRate", "LowAccuracy", "HighLLMCosts", "LowCacheHitRate"),
-    ("HighLatency", "HighMemoryUsage"),
-    ("RedisDown",),
-    ("ToolFailureSpike",),
-    ("PodDown",),
-)
 
 
 # LowAccuracy first, while the agent has no accuracy score yet: ordinary traffic rates some
@@ -111,7 +102,7 @@ def main() -> int:
     names = [name for name in args.only.split(",") if name] or list(SEQUENTIAL_ORDER)
     trials = {name: Trial(scenario_by_name(name)) for name in names}
     batches = (
-        [[trials[name] for name in batch if name in trials] for batch in BATCHES]
+        [[trials[name] for name in batch if name in trials] for batch in NON_INTERFERING_BATCHES]
         if args.batched
         else [[trial] for trial in trials.values()]
     )

@@ -35,6 +35,18 @@ POLL_INTERVAL_S = 1.0
 FIRE_TIMEOUT_S = 240.0
 RESOLVE_TIMEOUT_S = 240.0
 QUIET_TIMEOUT_S = 180.0
+# Scenarios that can run side by side on one agent without disturbing each other's alerts:
+# faults on separate knobs together; HighLatency with HighMemoryUsage (memory does not slow
+# turns down); RedisDown alone (its chats must answer while it fires, and it mutes
+# LowCacheHitRate); ToolFailureSpike alone (it needs the agent's full turn rate); PodDown
+# last, as it takes the agent away.
+NON_INTERFERING_BATCHES = (
+    ("HighErrorRate", "LowAccuracy", "HighLLMCosts", "LowCacheHitRate"),
+    ("HighLatency", "HighMemoryUsage"),
+    ("RedisDown",),
+    ("ToolFailureSpike",),
+    ("PodDown",),
+)
 
 
 def render_lab_rules(out: Path, clock_factor: float) -> Path:

@@ -26,7 +26,13 @@ import pytest
 from lab.clock import DEFAULT_FACTOR
 from lab.loopback import LoopbackLab
 from loadgen.scenarios import scenario_by_name
-from loadgen.trials import AlertingLab, Trial, run_batches, start_alerting_lab
+from loadgen.trials import (
+    NON_INTERFERING_BATCHES,
+    AlertingLab,
+    Trial,
+    run_batches,
+    start_alerting_lab,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +50,6 @@ EXPECTED_RECEIVERS = {
     "HighLLMCosts": WARNING,
     "LowCacheHitRate": INFO,
 }
-BATCHES = (
-    ("HighErrorRate", "LowAccuracy", "HighLLMCosts", "LowCacheHitRate"),
-    ("HighLatency", "HighMemoryUsage"),
-    ("RedisDown",),
-    ("ToolFailureSpike",),
-    ("PodDown",),
-)
 CHATS_WHILE_REDIS_DOWN = 5
 
 
@@ -78,7 +77,8 @@ def trials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Trial
     }
     with LoopbackLab(tmp_path_factory.mktemp("alerts")) as loopback:
         lab = start_alerting_lab(loopback, clock_factor=DEFAULT_FACTOR)
-        run_batches(lab, [[by_alert[alert] for alert in batch] for batch in BATCHES])
+        batches = [[by_alert[alert] for alert in batch] for batch in NON_INTERFERING_BATCHES]
+        run_batches(lab, batches)
         yield by_alert
 
 
