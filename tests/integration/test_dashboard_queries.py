@@ -29,9 +29,17 @@ from tests.config.test_grafana_provisioning import (
     AGENT_SERVICE,
     DASHBOARDS,
     PromTarget,
-    panels_of,
     prom_targets,
     substitute,
+)
+from tests.dashboard_targets import (
+    ERROR_LOG_PANEL,
+    FAILED_TRACES_PANEL,
+    dashboard_by_uid,
+    label_values_arguments,
+    panel_by_title,
+    resolve_variables,
+    targets_of_type,
 )
 from tests.integration.conftest import LoadedLab
 
@@ -68,10 +76,7 @@ FAULT_TRAFFIC_THREADS = 4
 FAULT_WAIT_S = 120.0
 POLL_S = 2.0
 
-ERROR_LOG_PANEL = ("luminamind-oncall", "Errors and warnings")
-FAILED_TRACES_PANEL = ("luminamind-oncall", "Failed traces")
 OTLP_STATUS_ERROR = 2
-REGEX_SPECIALS = re.compile(r"([\\^$.|?*+()\[\]{}])")
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,6 @@ BASELINE_CASES = [case for case in CASES if not case.faulted]
 FAULTED_CASES = [case for case in CASES if case.faulted]
 
 
-def dashboard_by_uid(uid: str) -> dict[str, Any]:
-    return next(dashboard for dashboard in DASHBOARDS.values() if dashboard["uid"] == uid)
-
-
-def panel_by_title(uid: str, title: str) -> dict[str, Any]:
-    return next(panel for panel in panels_of(dashboard_by_uid(uid)) if panel["title"] == title)
-
-
 # ---------------------------------------------------------------- talking to Prometheus
 
 
@@ -114,30 +111,15 @@ def prometheus_api(lab: LoadedLab, path: str, params: dict[str, Any]) -> Any:
 
 def label_values(lab: LoadedLab, variable_query: str) -> list[str]:
     """What Grafana's label_values(selector, label) lists, from the same HTTP API."""
-    match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable_query)
-    assert match is not None, f"not a label_values() variable: {variable_query}"
-    selector, label = match.groups()
+    selector, label = label_values_arguments(variable_query)
     now = time.time()
     return prometheus_api(lab, f"label/{label}/values",
                           {"match[]": selector, "start": now - VIEW_S, "end": now})
 
 
-def as_regex_alternation(values: list[str]) -> str:
-    """The value Grafana sends when every option of a multi-value variable is selected."""
-    escaped = [REGEX_SPECIALS.sub(r"\\\\\1", value) for value in values]
-    return "(" + "|".join(escaped) + ")"
-
-
 def real_variable_values(lab: LoadedLab, dashboard: dict[str, Any]) -> dict[str, str]:
-    values = dict(GRAFANA_INTERVALS)
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":
-            found = label_values(lab, variable["query"])
-            assert found, f"variable ${variable['name']} lists nothing: {variable['query']}"
-            values[variable["name"]] = as_regex_alternation(found)
-        else:
-            values[variable["name"]] = variable["current"]["value"]
-    return values
+    return resolve_variables(dashboard, GRAFANA_INTERVALS,
+                             lambda variable_query: label_values(lab, variable_query))
 
 
 def evaluate(lab: LoadedLab, target: PromTarget, expr: str) -> list[dict[str, Any]]:
@@ -259,12 +241,6 @@ def test_promql_target_returns_finite_series_while_faults_are_injected(
 
 
 # ---------------------------------------------------------------- LogQL and Jaeger targets
-
-
-def targets_of_type(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(dashboard["uid"], panel["title"], target) for dashboard in DASHBOARDS.values()
-            for panel in panels_of(dashboard) for target in panel.get("targets", [])
-            if target["datasource"]["type"] == kind]
 
 
 def test_logql_targets_select_the_service_name_the_agent_exports(

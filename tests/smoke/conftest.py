@@ -1,4 +1,5 @@
-"""Fixtures of the smoke tier: the real compose stack, up once, down with its volumes.
+"""Fixtures of the smoke tier: the real compose stack, up once, down with its volumes, and a
+few chats sent through it whose trace ids the tests follow.
 
 The suite runs only when selected with `-m smoke` (`make smoke`). Before it starts anything
 it checks, for real, that this machine can run the lab: the docker CLI, a reachable engine,
@@ -18,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ PROBE_TIMEOUT_S = 30
 PULL_TIMEOUT_S = 900
 BUILD_TIMEOUT_S = 1200
 HEALTHY_TIMEOUT_S = 300
+CHATS = 5
+CHAT_TIMEOUT_S = 60
 # Host port variables of .env.example, each given a free port for this run.
 PORT_VARIABLES = (
     "AGENT_PORT",
@@ -209,3 +213,23 @@ def startup_report(docker: DockerClient) -> str:
         if health != "healthy":
             lines.append(docker.container.logs(container, tail=20))
     return "\n".join(lines)
+
+
+def send_chat(agent: httpx.Client, message: str) -> str:
+    """One chat on a thread of its own; its trace id, from the X-Trace-Id header of the answer."""
+    response = agent.post(
+        "/v1/chat",
+        json={"thread_id": f"smoke-{uuid.uuid4().hex[:8]}", "message": message},
+    )
+    assert response.status_code == 200, response.text
+    return response.headers["X-Trace-Id"]
+
+
+@pytest.fixture(scope="session")
+def chat_trace_ids(stack: Stack) -> list[str]:
+    """Trace ids of a few chats, sent once for every test that reads what chats leave behind."""
+    with httpx.Client(base_url=stack.agent_url, timeout=CHAT_TIMEOUT_S) as agent:
+        return [
+            send_chat(agent, f"Search the latest news on vector databases ({turn})")
+            for turn in range(CHATS)
+        ]

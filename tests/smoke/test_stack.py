@@ -12,14 +12,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from tests.smoke.conftest import REPO_ROOT, Stack
+from tests.smoke.conftest import CHATS, REPO_ROOT, Stack
 
 pytestmark = pytest.mark.smoke
 
@@ -27,7 +26,6 @@ T = TypeVar("T")
 SIGNAL_TIMEOUT_S = 90
 ALERT_TIMEOUT_S = 240
 SCENARIO_DURATION_S = 200
-CHATS = 5
 DATASOURCE_UIDS = ("prometheus", "loki", "jaeger", "alertmanager")
 
 
@@ -62,24 +60,6 @@ def frame_values(frames: list[dict[str, Any]]) -> Iterator[Any]:
 
 def row_count(frames: list[dict[str, Any]]) -> int:
     return sum(len(frame["data"]["values"][0]) for frame in frames if frame["data"]["values"])
-
-
-@pytest.fixture(scope="module")
-def chat_trace_ids(stack: Stack) -> list[str]:
-    """Trace ids of a few chats, from the X-Trace-Id header of each answer."""
-    trace_ids = []
-    with httpx.Client(base_url=stack.agent_url, timeout=60) as agent:
-        for turn in range(CHATS):
-            response = agent.post(
-                "/v1/chat",
-                json={
-                    "thread_id": f"smoke-{uuid.uuid4().hex[:8]}",
-                    "message": f"Search the latest news on vector databases ({turn})",
-                },
-            )
-            assert response.status_code == 200, response.text
-            trace_ids.append(response.headers["X-Trace-Id"])
-    return trace_ids
 
 
 def test_every_service_is_healthy_or_done(stack: Stack) -> None:
