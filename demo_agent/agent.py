@@ -128,9 +128,14 @@ class Agent:
             span.set_attribute("luminamind.cache_hit", result.cached)
             history = [*history, {"user": message, "assistant": result.reply}][-CHECKPOINT_TURNS:]
             await self.store.save_checkpoint(thread_id, history)
+            # One info event per turn carries what the per-step debug events say, so the
+            # default level costs one log record a turn (logs are exported over OTLP too).
             log.info("agent_turn_completed", thread_id=thread_id, category=category,
-                     model=result.model, cached=result.cached,
-                     tool_calls=len(result.tool_calls), cost_usd=round(result.cost_usd, 6))
+                     provider=result.provider, model=result.model, cached=result.cached,
+                     input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                     tool_calls=len(result.tool_calls),
+                     tools_failed=sum(call.status != "success" for call in result.tool_calls),
+                     cost_usd=round(result.cost_usd, 6))
             return result
 
     async def _answer(self, thread_id: str, message: str, category: str,
@@ -175,7 +180,7 @@ class Agent:
             instrumentation.record_llm_call(model.provider, model.name, "success", elapsed,
                                             usage.input_tokens, usage.output_tokens,
                                             usage.cost_usd)
-            log.info("llm_call_completed", provider=model.provider, model=model.name,
+            log.debug("llm_call_completed", provider=model.provider, model=model.name,
                      input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                      duration_ms=round(elapsed * 1000))
             return usage
@@ -204,7 +209,7 @@ class Agent:
                 log.warning("tool_execution_failed", tool_name=tool.name, status=status,
                             error_type=error_type, duration_ms=round(elapsed * 1000))
             else:
-                log.info("tool_executed", tool_name=tool.name, duration_ms=round(elapsed * 1000))
+                log.debug("tool_executed", tool_name=tool.name, duration_ms=round(elapsed * 1000))
             return ToolCall(tool.name, status, round(elapsed * 1000), error_type)
 
     async def _sleep(self, seconds: float) -> None:

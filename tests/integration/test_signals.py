@@ -115,7 +115,7 @@ def test_stdout_lines_are_json_events_with_trace_ids_of_exported_spans(
 
     assert all({"event", "level", "logger", "timestamp"} <= event.keys() for event in events)
     assert {event["event"] for event in traced} >= {
-        "agent_turn_completed", "llm_call_completed", "request_handled"}
+        "agent_turn_completed", "tool_execution_failed", "request_handled"}
     assert all(HEX32.match(event["trace_id"]) and HEX16.match(event["span_id"])
                for event in traced)
     assert {event["trace_id"] for event in traced} <= exported_trace_ids
