@@ -181,28 +181,27 @@ def faulted_chat_trace_ids(stack: Stack) -> list[str]:
 # ---------------------------------------------------------------- LogQL and Jaeger targets
 
 
-@pytest.mark.parametrize("case", BASELINE_CASES, ids=lambda case: case.name)
-def test_log_or_trace_target_returns_rows_after_the_chats(
-    stack: Stack, chat_trace_ids: list[str], case: Case
-) -> None:
+def assert_target_returns_rows(stack: Stack, case: Case, context: str) -> None:
+    """Grafana answers the panel's query without error and with at least one row."""
     query, response = run_until_rows(stack, case)
 
     result = result_of(response, query["refId"])
     assert response.status_code == 200, f"{query}: {response.text}"
     assert result.get("error") is None, f"{query}: {result.get('error')}"
     assert rows_of(response, query["refId"]) >= 1, (
-        f"no rows within {SIGNAL_TIMEOUT_S} s for {query} after chats {chat_trace_ids}")
+        f"no rows within {SIGNAL_TIMEOUT_S} s for {query} {context}")
+
+
+@pytest.mark.parametrize("case", BASELINE_CASES, ids=lambda case: case.name)
+def test_log_or_trace_target_returns_rows_after_the_chats(
+    stack: Stack, chat_trace_ids: list[str], case: Case
+) -> None:
+    assert_target_returns_rows(stack, case, f"after chats {chat_trace_ids}")
 
 
 @pytest.mark.parametrize("case", FAULTED_CASES, ids=lambda case: case.name)
 def test_log_or_trace_target_returns_rows_after_chats_under_faults(
     stack: Stack, faulted_chat_trace_ids: list[str], case: Case
 ) -> None:
-    query, response = run_until_rows(stack, case)
-
-    result = result_of(response, query["refId"])
-    assert response.status_code == 200, f"{query}: {response.text}"
-    assert result.get("error") is None, f"{query}: {result.get('error')}"
-    assert rows_of(response, query["refId"]) >= 1, (
-        f"no rows within {SIGNAL_TIMEOUT_S} s for {query} after chats "
-        f"{faulted_chat_trace_ids} under faults {FAULT_SETTINGS}")
+    assert_target_returns_rows(
+        stack, case, f"after chats {faulted_chat_trace_ids} under faults {FAULT_SETTINGS}")
