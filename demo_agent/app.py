@@ -38,6 +38,7 @@ log = structlog.get_logger("demo_agent.http")
 
 TRACE_HEADER = "X-Trace-Id"
 MAX_BODY_BYTES = 64 * 1024
+BODY_LIMIT_MESSAGE = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
 # Probes run every few seconds; tracing them would bury the interesting traces in Jaeger.
 UNTRACED_ROUTES = {"/healthz", "/readyz"}
 Category = Literal["coding", "research", "general", "data_analysis"]
@@ -140,21 +141,38 @@ class MetricsEndpoint:
 
 
 class BodySizeLimit:
-    """Refuses bodies over MAX_BODY_BYTES with 413 before any of it is parsed."""
+    """Refuses bodies over MAX_BODY_BYTES with 413 before any of it is parsed.
+
+    A declared Content-Length is checked up front; a chunked body, which declares none, is
+    counted as it arrives and refused as soon as it passes the limit, so a streamed upload
+    can never be read into memory whole.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                response = JSONResponse(error_body(
-                    "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-                ), status_code=413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            response = JSONResponse(error_body("payload_too_large", BODY_LIMIT_MESSAGE),
+                                    status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise StarletteHTTPException(status_code=413, detail=BODY_LIMIT_MESSAGE)
+            return message
+
+        await self.app(scope, counting_receive, send)
 
 
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None,
@@ -229,7 +247,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
 
 

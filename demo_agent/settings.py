@@ -39,7 +39,7 @@ class Settings:
         return cls(
             host=env.get("AGENT_HOST", cls.host),
             port=_int(env, "AGENT_PORT", cls.port, low=1, high=65535),
-            redis_url=env.get("AGENT_REDIS_URL", cls.redis_url),
+            redis_url=_redis_url(env),
             log_level=_choice(env, "AGENT_LOG_LEVEL", "info", LOG_LEVELS),
             instrumentation=_choice(env, "AGENT_INSTRUMENTATION", "on", ("on", "off")) == "on",
             memory_limit_bytes=_memory_limit(env),
@@ -87,6 +87,17 @@ def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ..
     value = env.get(name, default).lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _redis_url(env: dict[str, str]) -> str:
+    value = env.get("AGENT_REDIS_URL", Settings.redis_url)
+    if not value.startswith(REDIS_URL_SCHEMES):
+        raise SettingsError(f"AGENT_REDIS_URL={value!r} must start with "
+                            f"{', '.join(REDIS_URL_SCHEMES)}, e.g. redis://127.0.0.1:6379/0")
     return value
 
 

@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -25,6 +26,17 @@ CHECKPOINT_TTL_S = 3600
 BACKEND = "redis"
 # Short timeouts: a Redis that hangs should cost a chat milliseconds, not seconds.
 SOCKET_TIMEOUT_S = 0.5
+
+
+def _decode(raw: bytes | None, key: str) -> Any:
+    """A stored JSON value, or None when absent or unreadable (then it is simply rewritten)."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        log.warning("redis_value_unreadable", key=key, hint="the value is replaced on next write")
+        return None
 
 
 def connect(redis_url: str) -> Redis:
@@ -79,8 +91,9 @@ class AgentStore:
             instrumentation.record_cache_operation("get", "error")
             log.warning("cache_get_failed", error=str(error), hint="is Redis running?")
             return None
-        instrumentation.record_cache_operation("get", "hit" if raw is not None else "miss")
-        return json.loads(raw) if raw is not None else None
+        cached = _decode(raw, key)
+        instrumentation.record_cache_operation("get", "hit" if cached is not None else "miss")
+        return cached
 
     async def cache_set(self, key: str, value: dict) -> None:
         payload = json.dumps(value).encode()
@@ -101,7 +114,8 @@ class AgentStore:
             log.warning("checkpoint_load_failed", thread_id=thread_id, error=str(error))
             return []
         instrumentation.record_checkpoint("load", BACKEND, failed=False)
-        return json.loads(raw) if raw is not None else []
+        turns = _decode(raw, f"checkpoint:{thread_id}")
+        return turns if isinstance(turns, list) else []
 
     async def save_checkpoint(self, thread_id: str, turns: list[dict]) -> None:
         payload = json.dumps(turns).encode()

@@ -184,3 +184,15 @@ def test_feedback_with_unknown_rating_gets_422(client: AppClient) -> None:
 
     assert response.status_code == 422
     assert response.json()["message"].startswith("rating:")
+
+
+def test_chunked_body_over_64_kib_gets_413_without_reading_it_whole(client: AppClient) -> None:
+    async def chunks():  # no Content-Length: sent chunked, as a streamed upload is
+        for _ in range(100):
+            yield b"x" * 4096
+
+    response = client.post("/v1/chat", content=chunks(),
+                           headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"

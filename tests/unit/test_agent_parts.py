@@ -134,3 +134,8 @@ def test_log_events_outside_a_span_get_no_trace_ids() -> None:
     event = add_trace_context(None, "info", {"event": "agent_started"})
 
     assert "trace_id" not in event
+
+
+def test_settings_refuse_a_redis_url_without_a_redis_scheme() -> None:
+    with pytest.raises(SettingsError, match="AGENT_REDIS_URL='http://x' must start with redis://"):
+        Settings.from_env({"AGENT_REDIS_URL": "http://x"})
