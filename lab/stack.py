@@ -170,6 +170,9 @@ def run_command(command: Sequence[str], timeout: float) -> subprocess.CompletedP
     except subprocess.TimeoutExpired as expired:
         shown = " ".join(command)
         raise StackError(f"`{shown}` did not answer within {timeout:.0f} s") from expired
+    except FileNotFoundError as missing:
+        raise StackError(f"{command[0]} is not installed: install Docker Engine or Docker "
+                         "Desktop, then rerun") from missing
 
 
 def first_line(text: str) -> str:
@@ -373,6 +376,7 @@ def url_table(settings: Mapping[str, str]) -> str:
 
 def require_running(service: str) -> int:
     """Fail with one line when the service is not up, before a load run hits a closed port."""
+    check_docker()
     state = service_states(compose_ps()).get(service)
     if state is None or state.state != "running":
         raise StackError(f"{service} is not running: start the lab with make up")
