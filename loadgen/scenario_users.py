@@ -17,7 +17,8 @@ from typing import Any
 
 from locust import FastHttpUser, between, constant, task
 
-from loadgen.locustfile import PROMPT_POOL, AgentUser
+from loadgen.locustfile import AgentUser, post_chat, post_feedback
+from loadgen.prompts import PROMPT_POOL
 
 __all__ = ["AgentUser", "HonestRaterUser", "ToolHeavyUser"]
 
@@ -46,17 +47,7 @@ class ScenarioUser(FastHttpUser):
         if self.turns % TURNS_PER_THREAD == 0:
             self.thread_id = f"scenario-{uuid.uuid4().hex[:12]}"
         self.turns += 1
-        with self.client.post(
-            "/v1/chat",
-            json={"thread_id": self.thread_id, "message": message, "category": category},
-            name="/v1/chat",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"chat answered {response.status_code}")
-                return None
-            response.success()
-            return response.json()
+        return post_chat(self.client, self.thread_id, message, category)
 
     def ask_popular(self) -> None:
         category, prompt = self.rng.choice(POPULAR_PROMPTS)
@@ -85,12 +76,5 @@ class HonestRaterUser(ScenarioUser):
     def rated_turn(self) -> None:
         category, prompt = self.rng.choice(PROMPT_POOL)
         answer = self.chat(prompt, category)
-        if answer is None:
-            return
-        evaluation = answer.get("evaluation", {})
-        rating = "good" if evaluation.get("correct", True) else "bad"
-        self.client.post(
-            "/v1/feedback",
-            json={"thread_id": self.thread_id, "category": category, "rating": rating},
-            name="/v1/feedback",
-        )
+        if answer is not None:
+            post_feedback(self.client, self.thread_id, answer)
