@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 
 import structlog
@@ -68,13 +68,18 @@ class SessionTracker:
     """Threads seen within the last SESSION_IDLE_S seconds count as active sessions."""
 
     def __init__(self) -> None:
-        self._last_seen: dict[str, float] = {}
+        # Least recently seen first, so expiry looks only at the threads that went idle
+        # instead of scanning every session on every turn.
+        self._last_seen: OrderedDict[str, float] = OrderedDict()
 
     def touch(self, thread_id: str, now: float) -> int:
         self._last_seen[thread_id] = now
-        idle = [tid for tid, seen in self._last_seen.items() if now - seen > SESSION_IDLE_S]
-        for tid in idle:
-            del self._last_seen[tid]
+        self._last_seen.move_to_end(thread_id)
+        while self._last_seen:
+            oldest, seen = next(iter(self._last_seen.items()))
+            if now - seen <= SESSION_IDLE_S:
+                break
+            del self._last_seen[oldest]
         return len(self._last_seen)
 
 
@@ -102,6 +107,7 @@ class Agent:
         self.accuracy = AccuracyTracker()
 
     async def run_turn(self, thread_id: str, message: str, category: str) -> TurnResult:
+        started = time.perf_counter()
         with self.tracer.start_as_current_span("agent_execution") as span:
             span.set_attribute("gen_ai.operation.name", "invoke_agent")
             span.set_attribute("gen_ai.agent.name", "luminamind")
@@ -129,13 +135,15 @@ class Agent:
             history = [*history, {"user": message, "assistant": result.reply}][-CHECKPOINT_TURNS:]
             await self.store.save_checkpoint(thread_id, history)
             # One info event per turn carries what the per-step debug events say, so the
-            # default level costs one log record a turn (logs are exported over OTLP too).
+            # default level costs one log record a turn (logs are exported over OTLP too);
+            # the HTTP middleware logs an answered chat only at debug.
             log.info("agent_turn_completed", thread_id=thread_id, category=category,
                      provider=result.provider, model=result.model, cached=result.cached,
                      input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                      tool_calls=len(result.tool_calls),
                      tools_failed=sum(call.status != "success" for call in result.tool_calls),
-                     cost_usd=round(result.cost_usd, 6))
+                     cost_usd=round(result.cost_usd, 6),
+                     duration_ms=round((time.perf_counter() - started) * 1000, 1))
             return result
 
     async def _answer(self, thread_id: str, message: str, category: str,

@@ -119,6 +119,17 @@ def test_sessions_idle_for_five_minutes_stop_counting() -> None:
     assert active == 1
 
 
+def test_a_thread_seen_again_stays_active_while_older_ones_expire() -> None:
+    sessions = SessionTracker()
+    sessions.touch("a", now=0.0)
+    sessions.touch("b", now=100.0)
+    sessions.touch("a", now=250.0)
+
+    active = sessions.touch("c", now=401.0)
+
+    assert active == 2
+
+
 def test_log_events_inside_a_span_get_its_trace_and_span_ids() -> None:
     tracer = TracerProvider().get_tracer("test")
 
