@@ -90,3 +90,8 @@ MEMORY_LIMIT = Gauge(
 FAULT_SETTING = Gauge(
     "luminamind_fault_setting", "Current value of each fault knob (0 or 1 for switches)", ["fault"]
 )
+# Requests past AGENT_TRACES_PER_SECOND are not traced (demo_agent/sampling.py); this counts
+# them, so a gap in Jaeger under a flood is visible rather than silent.
+TRACES_UNSAMPLED = Counter(
+    "luminamind_traces_unsampled_total", "Requests not traced because the trace rate was reached"
+)

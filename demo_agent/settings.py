@@ -30,6 +30,7 @@ class Settings:
     memory_limit_bytes: int = 0
     max_message_chars: int = 8000
     latency_scale: float = 1.0
+    traces_per_second: float = 100.0
     service_name: str = "luminamind"
     fault_defaults: dict[str, str] = field(default_factory=dict)
 
@@ -45,6 +46,8 @@ class Settings:
             memory_limit_bytes=_memory_limit(env),
             max_message_chars=_int(env, "AGENT_MAX_MESSAGE_CHARS", 8000, low=1, high=1_000_000),
             latency_scale=_float(env, "AGENT_LATENCY_SCALE", 1.0, low=0.0, high=100.0),
+            traces_per_second=_float(env, "AGENT_TRACES_PER_SECOND", cls.traces_per_second,
+                                     low=0.0, high=1_000_000.0),
             service_name=env.get("OTEL_SERVICE_NAME", cls.service_name),
             fault_defaults={
                 key.removeprefix("AGENT_FAULT_").lower(): value

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -23,6 +24,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from demo_agent.sampling import build_sampler
 from demo_agent.settings import Settings
 
 TRACER_NAME = "demo_agent"
@@ -33,6 +35,8 @@ SEVERITY = {
     "error": SeverityNumber.ERROR,
     "critical": SeverityNumber.FATAL,
 }
+# An empty context: a log record emitted with it carries no trace or span id.
+NO_TRACE_CONTEXT = Context()
 # Keys the OTLP record carries in its own fields rather than as attributes.
 RECORD_FIELDS = {"event", "level", "timestamp", "trace_id", "span_id"}
 
@@ -58,9 +62,13 @@ def add_logger_name(logger: Any, _: str, event_dict: dict[str, Any]) -> dict[str
 
 
 def add_trace_context(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Add trace_id and span_id (32 and 16 lowercase hex) while a span is active."""
+    """Add trace_id and span_id (32 and 16 lowercase hex) while a recorded span is active.
+
+    An unsampled request has ids too, but no trace in Jaeger: a log line names only traces
+    that can be opened.
+    """
     context = trace.get_current_span().get_span_context()
-    if context.is_valid:
+    if context.is_valid and context.trace_flags.sampled:
         event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
         event_dict["span_id"] = trace.format_span_id(context.span_id)
     return event_dict
@@ -70,7 +78,8 @@ class OtlpLogForwarder:
     """structlog processor that emits each event as an OpenTelemetry log record.
 
     The record's body is the event name; the other keys become attributes (Loki stores
-    them as structured metadata). The SDK reads the trace context of the active span.
+    them as structured metadata). The SDK reads the trace context of the active span, when
+    add_trace_context found it recorded; an unsampled request's record gets none.
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
@@ -79,6 +88,7 @@ class OtlpLogForwarder:
     def __call__(self, _: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         level = event_dict.get("level", method_name)
         self._logger.emit(
+            context=None if "trace_id" in event_dict else NO_TRACE_CONTEXT,
             severity_number=SEVERITY.get(level, SeverityNumber.INFO),
             severity_text=level.upper(),
             body=str(event_dict.get("event", "")),
@@ -160,10 +170,12 @@ def build_tracer_provider(settings: Settings) -> TracerProvider | None:
 
     Without an endpoint spans are still created, so trace ids reach logs, exemplars and
     the X-Trace-Id header. With instrumentation off, no provider: the API's no-op tracer.
+    Past AGENT_TRACES_PER_SECOND new traces a second, requests are not traced (sampling.py).
     """
     if not settings.instrumentation:
         return None
-    provider = TracerProvider(resource=_resource(settings))
+    provider = TracerProvider(resource=_resource(settings),
+                              sampler=build_sampler(settings.traces_per_second))
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
