@@ -52,6 +52,7 @@ test-integration: $(VENV_STAMP) ## Integration tier only (real binaries on loopb
 up: ## Start the whole lab, wait until every service is healthy, print the URLs
 	@command -v $(PYTHON) >/dev/null \
 		|| { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
+	@$(LAB) check-docker
 	@$(LAB) env
 	@$(LAB) preflight
 	@$(LAB) start
@@ -85,6 +86,7 @@ ifeq ($(strip $(NAME)),)
 	@echo "Give a scenario: make scenario NAME=<name>. The scenarios:"
 	@$(VPY) -m loadgen list
 else
+	@$(VPY) -m loadgen check $(NAME)
 	@$(LAB) require-running demo-agent
 	@$(VPY) -m loadgen run $(NAME) --host "$$($(LAB) url demo-agent)"
 endif

@@ -1,6 +1,7 @@
 """``python -m loadgen``: list the scenarios, run one by name, or run baseline load.
 
 python -m loadgen list
+python -m loadgen check HighErrorRate
 python -m loadgen run HighErrorRate --host http://127.0.0.1:8000 [--duration 180]
 python -m loadgen baseline --host http://127.0.0.1:8000 --run-time 300 --users 5
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -96,6 +98,15 @@ def list_scenarios() -> int:
     return 0
 
 
+def check_scenario_name(args: argparse.Namespace) -> int:
+    try:
+        scenario_by_name(args.scenario)
+    except ScenarioError as error:
+        sys.stderr.write(f"loadgen: {error}\n")
+        return EXIT_USAGE
+    return 0
+
+
 def run_named_scenario(args: argparse.Namespace) -> int:
     try:
         scenario = scenario_by_name(args.scenario)
@@ -118,16 +129,28 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def positive_seconds(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{raw} is not a positive number of seconds")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
     return value
+
+
+def positive_users(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of users, 1 or more")
+    return int(raw)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadgen", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every scenario with the alert it trips")
+
+    check = commands.add_parser("check", help="exit 0 when a scenario of that name exists")
+    check.add_argument("scenario", help="an alert name, e.g. HighErrorRate")
 
     run = commands.add_parser("run", help="run one scenario by its alert name")
     run.add_argument("scenario", help="an alert name, e.g. HighErrorRate")
@@ -150,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument(
         "--run-time", type=positive_seconds, default=300.0, help="seconds of load (default 300)"
     )
-    baseline.add_argument("--users", type=int, default=5, help="Locust users (default 5)")
+    baseline.add_argument("--users", type=positive_users, default=5,
+                          help="Locust users (default 5)")
     return parser
 
 
@@ -158,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "list": lambda _: list_scenarios(),
+        "check": check_scenario_name,
         "run": run_named_scenario,
         "baseline": run_baseline,
     }

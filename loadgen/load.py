@@ -6,10 +6,12 @@ pytest), and ``--run-time`` bounds it even if the caller dies without stopping i
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -43,6 +45,10 @@ class LocustProcess:
 
     def __init__(self, load: Load, host: str, run_time_s: float, output: IO[bytes] | None):
         self.load = load
+        self._stats_dir = tempfile.TemporaryDirectory(prefix="locust-stats-")
+        # Locust appends ".json" to this path when it writes its final request counts.
+        self._stats_base = Path(self._stats_dir.name) / "stats"
+        self._totals: LoadTotals | None = None
         self.argv = [
             sys.executable, "-m", "locust",
             "-f", str(load.locustfile),
@@ -53,6 +59,7 @@ class LocustProcess:
             "--run-time", f"{math.ceil(run_time_s)}s",
             "--stop-timeout", "2",
             "--only-summary",
+            "--json-file", str(self._stats_base),
             *load.user_classes,
         ]  # fmt: skip
         # A new session: a Ctrl-C in the terminal reaches only the scenario runner, which
@@ -84,14 +91,39 @@ class LocustProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        log.info("load_stopped", exit_code=self.process.returncode)
+        if self._totals is None:
+            self._totals = self._read_totals()
+        log.info("load_stopped", exit_code=self.process.returncode,
+                 requests=self._totals.requests, failures=self._totals.failures)
+
+    def totals(self) -> LoadTotals:
+        """Requests sent and failed over the whole run (after stop())."""
+        return self._totals or LoadTotals(requests=0, failures=0)
+
+    def _read_totals(self) -> LoadTotals:
+        try:
+            entries = json.loads(self._stats_base.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            entries = []
+        finally:
+            self._stats_dir.cleanup()
+        return LoadTotals(requests=sum(entry.get("num_requests", 0) for entry in entries),
+                          failures=sum(entry.get("num_failures", 0) for entry in entries))
 
 
-def run_load(load: Load, host: str, run_time_s: float, output: IO[bytes] | None = None) -> int:
-    """Run ``load`` for ``run_time_s`` and return Locust's exit code.
+@dataclass(frozen=True)
+class LoadTotals:
+    requests: int
+    failures: int
 
-    Locust exits 1 when any request failed; that is expected under injected faults, so
-    only a missing run (exit code 2 or more: bad arguments, unknown user class) raises.
+
+def run_load(load: Load, host: str, run_time_s: float,
+             output: IO[bytes] | None = None) -> LoadTotals:
+    """Run ``load`` for ``run_time_s`` and return how many requests were sent and failed.
+
+    Some failures are expected under injected faults, so Locust's exit code 1 (any request
+    failed) is not an error. A run with no request answered is: the agent is down or the
+    host is wrong, and a load run that only counts connection errors teaches nothing.
     """
     locust = LocustProcess(load, host, run_time_s, output)
     try:
@@ -100,6 +132,10 @@ def run_load(load: Load, host: str, run_time_s: float, output: IO[bytes] | None 
         exit_code = -1
     finally:
         locust.stop()
+    totals = locust.totals()
     if exit_code not in (0, 1):
         raise LoadError(f"locust exited {exit_code}; run `{' '.join(locust.argv)}` to see why")
-    return exit_code
+    if totals.requests and totals.failures == totals.requests:
+        raise LoadError(f"all {totals.requests} requests to {host} failed: is the agent up "
+                        "and answering there? (Locust's summary above lists the errors)")
+    return totals

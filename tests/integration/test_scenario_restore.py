@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab.loopback import REPO_ROOT, Component, LoopbackLab
+from lab.loopback import REPO_ROOT, Component, LoopbackLab, free_port
 from loadgen.components import ComponentControl, LocalComponents
-from loadgen.load import Load, LoadError
+from loadgen.load import BASELINE_LOCUSTFILE, Load, LoadError, run_load
 from loadgen.scenarios import Scenario, run_scenario, scenario_by_name
 
 pytestmark = pytest.mark.integration
@@ -201,3 +201,11 @@ def test_redis_down_starts_redis_again_and_the_agent_is_ready(
 
     assert readiness_while_down == [503]
     assert httpx.get(f"{agent.url}/readyz", timeout=5).status_code == 200
+
+
+def test_a_load_run_where_every_request_fails_is_an_error_not_a_success() -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    baseline = Load(("AgentUser",), users=2, spawn_rate=2, locustfile=BASELINE_LOCUSTFILE)
+
+    with pytest.raises(LoadError, match=rf"all \d+ requests to {nobody} failed"):
+        run_load(baseline, nobody, run_time_s=3)
