@@ -42,6 +42,8 @@ BODY_LIMIT_MESSAGE = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
 # Probes run every few seconds; tracing them would bury the interesting traces in Jaeger.
 UNTRACED_ROUTES = {"/healthz", "/readyz"}
 CHAT_ROUTE = "/v1/chat"
+# Scrapes and the API schema are not the agent's traffic: neither metered, traced nor logged.
+UNMETERED_PATHS = {"/metrics", "/openapi.json"}
 Category = Literal["coding", "research", "general", "data_analysis"]
 ThreadId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 assert set(CATEGORIES) == set(Category.__args__)
@@ -76,7 +78,7 @@ class RequestTelemetry:
         self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/metrics":
+        if scope["type"] != "http" or scope["path"] in UNMETERED_PATHS:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
@@ -207,7 +209,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         if log_provider is not None:
             log_provider.shutdown()
 
-    app = FastAPI(title="LuminaMind demo agent", lifespan=lifespan, docs_url="/docs",
+    # No Swagger UI: FastAPI's page loads its scripts from a CDN, and the lab works offline.
+    # The schema itself is served at /openapi.json.
+    app = FastAPI(title="LuminaMind demo agent", lifespan=lifespan, docs_url=None,
                   redoc_url=None)
     app.state.agent = agent
     app.state.faults = faults
@@ -242,22 +246,36 @@ def _create_request_series() -> None:
             REQUEST_COUNT.labels(method=method, endpoint=endpoint, status=str(status))
 
 
+def malformed_json() -> JSONResponse:
+    return JSONResponse(error_body("malformed_json", "the request body is not valid JSON"),
+                        status_code=400)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = list(error.errors())
         if any(item.get("type") == "json_invalid" for item in errors):
-            return JSONResponse(error_body("malformed_json", "the request body is not valid JSON"),
-                                status_code=400)
-        return JSONResponse(error_body("invalid_request",
-                                       "; ".join(describe_validation_errors(errors))),
-                            status_code=422)
+            return malformed_json()
+        model = BODY_MODELS.get(request.url.path)
+        known = list(model.model_fields) if model is not None else []
+        return JSONResponse(error_body("invalid_request", "; ".join(
+            describe_validation_errors(errors, known_fields=known))), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and "parsing the body" in str(error.detail):
+            # FastAPI's answer to a body that is not even text (invalid UTF-8).
+            return malformed_json()
         code = {404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large"}.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+
+# The model of each route's JSON body, so an unknown field's error can list the known ones.
+BODY_MODELS: dict[str, type[BaseModel]] = {
+    CHAT_ROUTE: ChatRequest, "/v1/feedback": FeedbackRequest, "/admin/faults": FaultUpdate,
+}
 
 
 def _add_routes(app: FastAPI, agent: Agent, faults: FaultState, store: AgentStore,

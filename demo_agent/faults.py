@@ -6,6 +6,7 @@ scenarios read them from here. Each knob is named after what it breaks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +21,9 @@ class FaultKnobs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of chats answered 502")
+    error_rate: float = Field(0.0, ge=0.0, le=1.0,
+                              description="share of LLM calls that fail, answering 502; "
+                                          "a chat answered from the cache calls no LLM")
     llm_latency_multiplier: float = Field(1.0, ge=0.0, le=50.0, description="scales LLM latency")
     tool_failure_rate: float = Field(0.03, ge=0.0, le=1.0, description="share of failed tools")
     cost_multiplier: float = Field(1.0, ge=0.0, le=1000.0, description="scales token prices")
@@ -30,9 +33,13 @@ class FaultKnobs(BaseModel):
 
 
 class FaultUpdate(BaseModel):
-    """A partial change: only the knobs given are changed, unknown knobs are refused."""
+    """A partial change: only the knobs given are changed, unknown knobs are refused.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict, so JSON must give numbers as numbers and switches as true or false: "0.5" or
+    true for a rate, or 1 for a switch, is refused rather than quietly converted.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     error_rate: float | None = Field(None, ge=0.0, le=1.0)
     llm_latency_multiplier: float | None = Field(None, ge=0.0, le=50.0)
@@ -87,14 +94,23 @@ class FaultState:
 
 
 def _describe(error: ValidationError, prefix: str = "") -> str:
-    return "; ".join(describe_validation_errors(error.errors(), prefix=prefix))
+    known = [f"{prefix}{name.upper()}" for name in FaultKnobs.model_fields]
+    return "; ".join(describe_validation_errors(error.errors(), prefix=prefix, known_fields=known))
 
 
-def describe_validation_errors(errors: list[dict[str, Any]], prefix: str = "") -> list[str]:
-    """One readable line per invalid field: its name, what was wrong, the allowed range."""
+def describe_validation_errors(errors: list[dict[str, Any]], prefix: str = "",
+                               known_fields: Iterable[str] = ()) -> list[str]:
+    """One readable line per invalid field: its name, what was wrong, the allowed range.
+
+    An error about the body as a whole (empty, or not an object) names "request body"; an
+    unknown field's line lists the fields that exist.
+    """
     lines = []
     for error in errors:
         field = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        name = f"{prefix}{field.upper()}" if prefix else field
-        lines.append(f"{name}: {error.get('msg', 'invalid value')}")
+        name = f"{prefix}{field.upper()}" if prefix and field else field or "request body"
+        line = f"{name}: {error.get('msg', 'invalid value')}"
+        if error.get("type") == "extra_forbidden" and known_fields:
+            line += f" (known: {', '.join(known_fields)})"
+        lines.append(line)
     return lines

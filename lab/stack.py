@@ -65,7 +65,7 @@ ENDPOINTS = (
     Endpoint("alertmanager", "ALERTMANAGER_PORT", "Alertmanager"),
     Endpoint("jaeger", "JAEGER_PORT", "Jaeger UI"),
     Endpoint("loki", "LOKI_PORT", "Loki API", "/ready"),
-    Endpoint("demo-agent", "AGENT_PORT", "Demo agent", "/docs", "POST /v1/chat"),
+    Endpoint("demo-agent", "AGENT_PORT", "Demo agent", "/openapi.json", "POST /v1/chat"),
     Endpoint("alert-sink", "ALERT_SINK_PORT", "Alert sink", note="notifications by receiver"),
     Endpoint("locust", "LOCUST_PORT", "Locust web UI"),
 )

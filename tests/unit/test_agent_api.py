@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
@@ -51,6 +52,21 @@ def test_malformed_json_gets_400_naming_the_problem(client: AppClient) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"] == "malformed_json"
+
+
+def test_a_body_that_is_not_utf8_is_malformed_json_too(client: AppClient) -> None:
+    response = client.post("/v1/chat", content=b'{"thread_id": "\xff\xfe", "message": "x"}',
+                           headers={"content-type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+
+
+def test_an_empty_body_is_named_as_the_request_body(client: AppClient) -> None:
+    response = client.post("/v1/chat", content=b"", headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.json()["message"] == "request body: Field required"
 
 
 def test_missing_field_gets_422_naming_the_field(client: AppClient) -> None:
@@ -116,7 +132,40 @@ def test_unknown_fault_knob_is_refused(client: AppClient) -> None:
     response = client.put("/admin/faults", json={"disk_full": True})
 
     assert response.status_code == 422
-    assert response.json()["message"].startswith("disk_full:")
+    assert response.json()["message"].startswith("disk_full: Extra inputs are not permitted")
+    assert "(known: error_rate, llm_latency_multiplier," in response.json()["message"]
+
+
+@pytest.mark.parametrize(("knob", "value"), [
+    ("error_rate", "0.5"), ("error_rate", True), ("cache_bypass", 1), ("memory_ballast_mb", 1.5),
+])
+def test_fault_values_of_the_wrong_json_type_are_refused_not_converted(
+    client: AppClient, knob: str, value: object
+) -> None:
+    before = client.get("/admin/faults").json()
+
+    response = client.put("/admin/faults", json={knob: value})
+
+    assert response.status_code == 422
+    assert response.json()["message"].startswith(f"{knob}: Input should be a valid")
+    assert client.get("/admin/faults").json() == before
+
+
+def test_a_whole_number_is_a_valid_rate(client: AppClient) -> None:
+    response = client.put("/admin/faults", json={"error_rate": 1})
+
+    assert response.json()["error_rate"] == 1.0
+
+
+def test_the_api_schema_is_served_offline_and_unmetered(client: AppClient) -> None:
+    before = series_keys()
+
+    schema = client.get("/openapi.json")
+    swagger = client.get("/docs")
+
+    assert schema.status_code == 200 and "/v1/chat" in schema.json()["paths"]
+    assert swagger.status_code == 404
+    assert series_keys() == before
 
 
 def test_put_changes_only_the_given_knobs_and_delete_restores(client: AppClient) -> None:
