@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import random
+import socket
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from demo_agent.__main__ import listen_problem
 from demo_agent.agent import AccuracyTracker, SessionTracker
 from demo_agent.faults import FaultDefaultsError, FaultState, FaultUpdate
 from demo_agent.settings import Settings, SettingsError
 from demo_agent.simulator import MODELS, answer_is_correct, plan_tools
 from demo_agent.store import CACHE_TTL_S, CacheSizeTracker, cache_key
 from demo_agent.telemetry import add_trace_context
+from lab.loopback import free_port
 
 
 def test_settings_refuse_a_port_out_of_range_naming_the_variable() -> None:
@@ -150,3 +153,19 @@ def test_log_events_outside_a_span_get_no_trace_ids() -> None:
 def test_settings_refuse_a_redis_url_without_a_redis_scheme() -> None:
     with pytest.raises(SettingsError, match="AGENT_REDIS_URL='http://x' must start with redis://"):
         Settings.from_env({"AGENT_REDIS_URL": "http://x"})
+
+
+def test_a_taken_port_is_reported_in_one_line_naming_the_setting() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+
+        problem = listen_problem("127.0.0.1", port)
+
+    assert problem is not None and "\n" not in problem
+    assert f"cannot listen on 127.0.0.1:{port}" in problem and "AGENT_PORT" in problem
+
+
+def test_a_free_port_is_no_problem() -> None:
+    assert listen_problem("127.0.0.1", free_port()) is None
