@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from alert_sink import metrics
@@ -138,6 +138,9 @@ def create_app(settings: SinkSettings) -> Starlette:
 
     async def show_runbook(request: Request) -> Response:
         name = request.path_params["name"]
+        if name == "":
+            # /runbooks/ is the index typed with a slash; its links are relative to /runbooks.
+            return RedirectResponse("../runbooks", status_code=307)
         text = runbooks.read(name) if is_runbook_name(name) else None
         if text is None:
             return _runbook_not_found(name, runbooks)

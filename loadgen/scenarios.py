@@ -11,6 +11,7 @@ Load sizes follow the alert thresholds of config/prometheus/rules/ (the guide's 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -192,6 +193,20 @@ def _restore_faults(admin: AgentAdmin, previous: FaultValues) -> None:
         return
 
 
+def _stop_or_explain(components: Components, service: str, admin: AgentAdmin) -> None:
+    """Stop a service; when that fails, report why it failed, not why restoring it did.
+
+    A failed stop may still have stopped it, so it is started again all the same, quietly:
+    without Docker, both fail, and only the first failure says what to fix.
+    """
+    try:
+        components.stop(service)
+    except ComponentError:
+        with contextlib.suppress(ComponentError):
+            _bring_back(components, service, admin)
+        raise
+
+
 def _bring_back(components: Components, service: str, admin: AgentAdmin) -> None:
     components.start(service)
     path = READY_PATHS.get(service, "/healthz")
@@ -251,8 +266,8 @@ def run_scenario(
                 log.info("faults_set", scenario=scenario.name, **run.faults)
             for service in scenario.stops:
                 assert components is not None
+                _stop_or_explain(components, service, admin)
                 undo.callback(_bring_back, components, service, admin)
-                components.stop(service)
             locust = None
             if scenario.load is not None:
                 locust = LocustProcess(scenario.load, host, duration_s + 5, locust_output)

@@ -100,6 +100,13 @@ async def test_runbook_index_links_every_repository_runbook(repository_sink: Sin
     )
 
 
+async def test_runbook_index_with_a_trailing_slash_redirects_to_the_index(sink: Sink) -> None:
+    response = await sink.get("/runbooks/")
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "../runbooks"
+
+
 async def test_runbook_index_lists_only_markdown_files_named_like_alerts(sink: Sink) -> None:
     response = await sink.get("/runbooks")
 
@@ -129,7 +136,6 @@ async def test_unknown_runbook_gets_a_json_404_listing_the_runbooks(sink: Sink, 
 
 
 @pytest.mark.parametrize("path", [
-    "/runbooks/",
     "/runbooks/HighErrorRate.md",
     "/runbooks/not-an-alert",
     "/runbooks/%2e%2e",

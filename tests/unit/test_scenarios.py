@@ -133,3 +133,11 @@ def test_signal_handlers_are_put_back_after_the_run() -> None:
         pass
 
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_scenario_that_cannot_stop_its_component_reports_the_stop_not_the_restore() -> None:
+    without_docker = ComposeComponents(compose_file=Path("compose.yaml"), command=("no-such-cli",))
+
+    with pytest.raises(ComponentError, match=r"no-such-cli -f compose.yaml stop demo-agent"):
+        run_scenario(scenario_by_name("PodDown"), "http://127.0.0.1:9", duration_s=1,
+                     components=without_docker)
