@@ -144,18 +144,7 @@ async def test_unknown_runbook_gets_a_json_404_listing_the_runbooks(sink: Sink, 
     "/runbooks/High%00ErrorRate",
     "/runbooks/High%20ErrorRate",
     "/runbooks/" + "A" * 65,
-])
-async def test_runbook_name_that_is_not_letters_only_gets_a_json_404(
-    sink: Sink, path: str
-) -> None:
-    response = await sink.get(path)
-
-    assert response.status_code == 404
-    assert response.json()["error"] == "runbook_not_found"
-    assert "runbook names are letters only" in response.json()["message"]
-
-
-@pytest.mark.parametrize("path", [
+    # Paths trying to leave the runbooks folder get the same answer, and never the file.
     "/runbooks/..%2Fsecret.md",
     "/runbooks/..%2F..%2Fetc%2Fpasswd",
     "/runbooks/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
@@ -163,7 +152,7 @@ async def test_runbook_name_that_is_not_letters_only_gets_a_json_404(
     "/runbooks/..%5Csecret.md",
     "/runbooks/%2Fetc%2Fpasswd",
 ])
-async def test_path_leaving_the_runbooks_folder_gets_a_json_404_without_the_file(
+async def test_runbook_name_that_is_not_letters_only_gets_a_json_404_without_any_file(
     sink: Sink, path: str
 ) -> None:
     response = await sink.get(path)
