@@ -15,7 +15,6 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -35,8 +34,10 @@ SEVERITY = {
     "error": SeverityNumber.ERROR,
     "critical": SeverityNumber.FATAL,
 }
-# An empty context: a log record emitted with it carries no trace or span id.
-NO_TRACE_CONTEXT = Context()
+# A context whose span is the invalid one: a log record emitted with it carries no trace or
+# span id. (An empty Context() would not do: the SDK takes an empty one for "none given" and
+# reads the active span instead, an unsampled request's ids that lead to no trace.)
+NO_TRACE_CONTEXT = trace.set_span_in_context(trace.INVALID_SPAN)
 # Keys the OTLP record carries in its own fields rather than as attributes.
 RECORD_FIELDS = {"event", "level", "timestamp", "trace_id", "span_id"}
 
