@@ -29,13 +29,16 @@ from demo_agent.metrics import TRACES_UNSAMPLED
 
 
 class RateLimitingSampler(Sampler):
-    """Keeps root spans while a token bucket of `per_second` tokens (burst of one second)
-    has one to spend, so at most about `per_second` new traces are recorded each second."""
+    """Keeps root spans while a token bucket of `per_second` tokens (a burst of one second,
+    at least one trace) has one to spend: about `per_second` new traces a second at most."""
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._per_second = per_second
+        # Room for at least one token, so a rate under one a second still keeps a trace
+        # every 1/per_second seconds.
+        self._capacity = max(1.0, per_second)
         self._clock = clock
-        self._tokens = per_second
+        self._tokens = self._capacity
         self._updated = clock()
         self._lock = threading.Lock()
 
@@ -52,7 +55,7 @@ class RateLimitingSampler(Sampler):
     def _take_token(self) -> bool:
         with self._lock:
             now = self._clock()
-            self._tokens = min(self._per_second,
+            self._tokens = min(self._capacity,
                                self._tokens + (now - self._updated) * self._per_second)
             self._updated = now
             if self._tokens < 1.0:

@@ -61,6 +61,19 @@ def test_the_sampler_earns_back_a_trace_as_time_passes() -> None:
     assert sampled(sampler)
 
 
+def test_a_rate_under_one_a_second_still_keeps_a_trace_now_and_then() -> None:
+    clock = FakeClock()
+    sampler = RateLimitingSampler(0.5, clock=clock)
+
+    first = sampled(sampler)
+    clock.now += 1.0
+    too_early = sampled(sampler)
+    clock.now += 1.0
+
+    assert first and not too_early
+    assert sampled(sampler)
+
+
 def test_a_rate_of_zero_traces_everything() -> None:
     sampler = build_sampler(0)
 
