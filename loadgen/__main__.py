@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import structlog
 
-from loadgen.agent_admin import AgentUnreachable
+from loadgen.agent_admin import AgentAdmin, AgentUnreachable
 from loadgen.components import ComponentError, ComposeComponents
 from loadgen.load import BASELINE_LOCUSTFILE, REPO_ROOT, Load, LoadError, run_load
 from loadgen.scenarios import (
@@ -120,6 +121,12 @@ def run_named_scenario(args: argparse.Namespace) -> int:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    # Checked first, so a wrong host fails now rather than after the whole run time.
+    admin = AgentAdmin(args.host)
+    try:
+        admin.check_alive()
+    finally:
+        admin.close()
     load = Load(
         ("AgentUser",), users=args.users, spawn_rate=args.users, locustfile=BASELINE_LOCUSTFILE
     )
@@ -138,6 +145,18 @@ def positive_seconds(raw: str) -> float:
     return value
 
 
+def agent_url(raw: str) -> str:
+    """An http(s) URL with a host, e.g. http://127.0.0.1:8000."""
+    try:
+        url = httpx.URL(raw)
+    except httpx.InvalidURL as error:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a URL: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:8000")
+    return raw
+
+
 def positive_users(raw: str) -> int:
     if not raw.strip().isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of users, 1 or more")
@@ -154,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run one scenario by its alert name")
     run.add_argument("scenario", help="an alert name, e.g. HighErrorRate")
-    run.add_argument("--host", required=True, help="the agent's URL, e.g. http://127.0.0.1:8000")
+    run.add_argument("--host", required=True, type=agent_url,
+                     help="the agent's URL, e.g. http://127.0.0.1:8000")
     run.add_argument(
         "--duration",
         type=positive_seconds,
@@ -169,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     baseline = commands.add_parser("baseline", help="ordinary traffic, no fault")
-    baseline.add_argument("--host", required=True, help="the agent's URL")
+    baseline.add_argument("--host", required=True, type=agent_url, help="the agent's URL")
     baseline.add_argument(
         "--run-time", type=positive_seconds, default=300.0, help="seconds of load (default 300)"
     )

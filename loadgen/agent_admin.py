@@ -38,6 +38,10 @@ class AgentAdmin:
             )
         return response
 
+    def check_alive(self) -> None:
+        """Raise AgentUnreachable unless the agent answers /healthz now."""
+        self._request("GET", "/healthz")
+
     def faults(self) -> FaultValues:
         return self._request("GET", "/admin/faults").json()
 

@@ -57,6 +57,12 @@ class ComposeComponents:
             ) from None
         if completed.returncode != 0:
             detail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
+            if "docker --help" in detail[0]:
+                # The docker CLI without its compose plugin treats "compose" as unknown.
+                raise ComponentError(
+                    f"{' '.join(argv)} failed: Docker Compose v2 is missing; install the "
+                    "docker-compose-plugin package or update Docker Desktop"
+                )
             raise ComponentError(
                 f"{' '.join(argv)} exited {completed.returncode}: {detail[0]}; "
                 "check `make ps` and that the service name exists in compose.yaml"

@@ -6,7 +6,7 @@ pytest), and ``--run-time`` bounds it even if the caller dies without stopping i
 
 from __future__ import annotations
 
-import json
+import csv
 import math
 import signal
 import subprocess
@@ -46,8 +46,9 @@ class LocustProcess:
     def __init__(self, load: Load, host: str, run_time_s: float, output: IO[bytes] | None):
         self.load = load
         self._stats_dir = tempfile.TemporaryDirectory(prefix="locust-stats-")
-        # Locust appends ".json" to this path when it writes its final request counts.
-        self._stats_base = Path(self._stats_dir.name) / "stats"
+        # Locust writes its final request counts to <this path>_stats.csv. (Its --json-file
+        # would do too, but then Locust prints no summary for the person watching.)
+        self._stats_base = Path(self._stats_dir.name) / "locust"
         self._totals: LoadTotals | None = None
         self.argv = [
             sys.executable, "-m", "locust",
@@ -59,7 +60,7 @@ class LocustProcess:
             "--run-time", f"{math.ceil(run_time_s)}s",
             "--stop-timeout", "2",
             "--only-summary",
-            "--json-file", str(self._stats_base),
+            "--csv", str(self._stats_base),
             *load.user_classes,
         ]  # fmt: skip
         # A new session: a Ctrl-C in the terminal reaches only the scenario runner, which
@@ -101,14 +102,18 @@ class LocustProcess:
         return self._totals or LoadTotals(requests=0, failures=0)
 
     def _read_totals(self) -> LoadTotals:
+        """The "Aggregated" row of Locust's stats CSV: every request of the run."""
         try:
-            entries = json.loads(self._stats_base.with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            entries = []
+            with open(f"{self._stats_base}_stats.csv", newline="") as stats:
+                rows = [row for row in csv.DictReader(stats) if row.get("Name") == "Aggregated"]
+        except OSError:
+            rows = []
         finally:
             self._stats_dir.cleanup()
-        return LoadTotals(requests=sum(entry.get("num_requests", 0) for entry in entries),
-                          failures=sum(entry.get("num_failures", 0) for entry in entries))
+        if not rows:
+            return LoadTotals(requests=0, failures=0)
+        return LoadTotals(requests=int(rows[0]["Request Count"]),
+                          failures=int(rows[0]["Failure Count"]))
 
 
 @dataclass(frozen=True)

@@ -174,8 +174,11 @@ def send_chats_until(agent_url: str, stop: threading.Event, sent: list[int]) -> 
     with httpx.Client(base_url=agent_url, timeout=30) as client:
         while not stop.is_set():
             thread_id = f"fault-{uuid.uuid4().hex[:12]}"
+            # A unique message is a cache miss, so every chat reaches the failing LLM and
+            # the LLM error series and ERROR logs keep coming for as long as the faults last.
             answer = client.post("/v1/chat", json={
-                "thread_id": thread_id, "message": "Search the latest news and run the tests",
+                "thread_id": thread_id,
+                "message": f"Search the latest news and run the tests ({thread_id})",
                 "category": "research"})
             sent.append(answer.status_code)
             if answer.status_code == 200:
