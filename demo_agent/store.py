@@ -10,6 +10,8 @@ import hashlib
 import json
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +30,33 @@ BACKEND = "redis"
 SOCKET_TIMEOUT_S = 0.5
 
 
-def _decode(raw: bytes | None, key: str) -> Any:
-    """A stored JSON value, or None when absent or unreadable (then it is simply rewritten)."""
+def _decode(raw: bytes | None, key: str, valid: Callable[[Any], bool]) -> Any:
+    """A stored JSON value, or None when absent, unreadable or not of the shape the agent
+    writes (then it is simply rewritten): a stray value in Redis must not fail a chat."""
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
+        value = None
+    if value is None or not valid(value):
         log.warning("redis_value_unreadable", key=key, hint="the value is replaced on next write")
         return None
+    return value
+
+
+CACHED_ANSWER_FIELDS = ("reply", "provider", "model")
+
+
+def _is_cached_answer(value: Any) -> bool:
+    """What cache_set writes: an object with the reply, provider and model as strings."""
+    return isinstance(value, dict) and all(
+        isinstance(value.get(name), str) for name in CACHED_ANSWER_FIELDS)
+
+
+def _is_checkpoint(value: Any) -> bool:
+    """What save_checkpoint writes: a list of turns, each an object."""
+    return isinstance(value, list) and all(isinstance(turn, dict) for turn in value)
 
 
 def connect(redis_url: str) -> Redis:
@@ -59,16 +79,28 @@ def cache_key(message: str, category: str, bypass: bool) -> str:
 
 @dataclass
 class CacheSizeTracker:
-    """Bytes held by live cache entries that this agent wrote, as entries expire."""
+    """Bytes held by live cache entries that this agent wrote, as entries expire.
 
-    entries: dict[str, tuple[int, float]] = field(default_factory=dict)
+    Entries stay in the order they expire (every entry lives CACHE_TTL_S from its write),
+    so each write drops the expired ones from the front and keeps a running total, instead
+    of scanning every entry.
+    """
+
+    entries: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
+    total: int = 0
 
     def add(self, key: str, size: int, now: float) -> int:
+        if key in self.entries:
+            self.total -= self.entries.pop(key)[0]
         self.entries[key] = (size, now + CACHE_TTL_S)
-        expired = [k for k, (_, expires) in self.entries.items() if expires <= now]
-        for key_to_drop in expired:
-            del self.entries[key_to_drop]
-        return sum(size for size, _ in self.entries.values())
+        self.total += size
+        while self.entries:
+            oldest, (oldest_size, expires) = next(iter(self.entries.items()))
+            if expires > now:
+                break
+            del self.entries[oldest]
+            self.total -= oldest_size
+        return self.total
 
 
 class AgentStore:
@@ -91,7 +123,7 @@ class AgentStore:
             instrumentation.record_cache_operation("get", "error")
             log.warning("cache_get_failed", error=str(error), hint="is Redis running?")
             return None
-        cached = _decode(raw, key)
+        cached = _decode(raw, key, valid=_is_cached_answer)
         instrumentation.record_cache_operation("get", "hit" if cached is not None else "miss")
         return cached
 
@@ -114,8 +146,8 @@ class AgentStore:
             log.warning("checkpoint_load_failed", thread_id=thread_id, error=str(error))
             return []
         instrumentation.record_checkpoint("load", BACKEND, failed=False)
-        turns = _decode(raw, f"checkpoint:{thread_id}")
-        return turns if isinstance(turns, list) else []
+        turns = _decode(raw, f"checkpoint:{thread_id}", valid=_is_checkpoint)
+        return turns if turns is not None else []
 
     async def save_checkpoint(self, thread_id: str, turns: list[dict]) -> None:
         payload = json.dumps(turns).encode()

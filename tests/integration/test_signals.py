@@ -10,10 +10,13 @@ import math
 import re
 import signal
 import time
+import uuid
 
 import httpx
 import pytest
+from redis import Redis
 
+from demo_agent.store import cache_key
 from lab.loopback import LoopbackLab
 from lab.otlp_receiver import OtlpReceiver
 from tests.integration.conftest import LoadedLab, agent_env
@@ -192,3 +195,19 @@ def test_sigterm_flushes_the_spans_of_the_last_request(tmp_path) -> None:
 
     assert trace_id not in exported_before_stop
     assert trace_id in exported_after_stop
+
+
+@pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json"])
+def test_a_stray_value_in_redis_is_a_miss_not_a_failed_chat(
+    loaded_lab: LoadedLab, stray: bytes
+) -> None:
+    message = f"a question whose cache entry was overwritten ({uuid.uuid4().hex})"
+    redis = Redis.from_url(f"redis://{loaded_lab.redis.address}/0")
+    redis.set(cache_key(message, "general", bypass=False), stray)
+    redis.set("checkpoint:stray-thread", stray)
+
+    answer = httpx.post(f"{loaded_lab.agent.url}/v1/chat", timeout=10, json={
+        "thread_id": "stray-thread", "message": message, "category": "general"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cached"] is False

@@ -103,6 +103,17 @@ def test_cache_size_drops_entries_after_their_ttl() -> None:
     assert size == 30
 
 
+def test_cache_size_counts_a_rewritten_entry_once_and_expires_it_by_its_last_write() -> None:
+    tracker = CacheSizeTracker()
+    tracker.add("a", 100, now=0.0)
+    tracker.add("b", 30, now=10.0)
+    tracker.add("a", 50, now=20.0)
+
+    size = tracker.add("c", 5, now=CACHE_TTL_S + 15)
+
+    assert size == 50 + 5
+
+
 def test_accuracy_is_the_share_of_good_ratings_in_the_last_fifty() -> None:
     tracker = AccuracyTracker()
     for _ in range(50):
