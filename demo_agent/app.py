@@ -28,7 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demo_agent import instrumentation
 from demo_agent.agent import Agent, LlmProviderError, tool_calls_as_dicts
-from demo_agent.faults import FaultKnobs, FaultState, FaultUpdate, describe_validation_errors
+from demo_agent.faults import (
+    FaultKnobs,
+    FaultRefused,
+    FaultState,
+    FaultUpdate,
+    describe_validation_errors,
+)
 from demo_agent.metrics import MEMORY_LIMIT, REQUEST_COUNT, REQUEST_LATENCY
 from demo_agent.settings import Settings
 from demo_agent.simulator import CATEGORIES
@@ -191,7 +197,8 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     instrumentation.set_enabled(settings.instrumentation)
     tracer = (tracer_provider.get_tracer("demo_agent") if tracer_provider is not None
               else trace.NoOpTracer())
-    faults = faults or FaultState.from_env_defaults(settings.fault_defaults)
+    faults = faults or FaultState.from_env_defaults(settings.fault_defaults,
+                                                    settings.memory_limit_bytes)
     store = AgentStore(connect(settings.redis_url))
     agent = Agent(store, faults, tracer, settings.latency_scale)
     MEMORY_LIMIT.set(settings.memory_limit_bytes)
@@ -327,9 +334,12 @@ def _add_routes(app: FastAPI, agent: Agent, faults: FaultState, store: AgentStor
     async def get_faults() -> FaultKnobs:
         return faults.knobs
 
-    @app.put("/admin/faults")
-    async def put_faults(change: FaultUpdate) -> FaultKnobs:
-        knobs = faults.update(change)
+    @app.put("/admin/faults", response_model=FaultKnobs)
+    async def put_faults(change: FaultUpdate) -> FaultKnobs | JSONResponse:
+        try:
+            knobs = faults.update(change)
+        except FaultRefused as error:
+            return JSONResponse(error_body("fault_refused", str(error)), status_code=422)
         log.warning("faults_changed", **change.model_dump(exclude_none=True))
         return knobs
 

@@ -6,7 +6,9 @@ scenarios read them from here. Each knob is named after what it breaks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,43 +56,89 @@ class FaultDefaultsError(ValueError):
     """An AGENT_FAULT_* variable that names no knob or holds a value out of range."""
 
 
+class FaultRefused(ValueError):
+    """A knob change that would break the agent itself rather than the signal it trips."""
+
+
+# The ballast may lift resident memory to this share of the limit and no further: above 90%
+# trips HighMemoryUsage, at 100% the container is killed and the lesson becomes PodDown.
+BALLAST_CEILING_SHARE = 0.98
+
+
+def resident_bytes() -> int:
+    """The process's resident memory from /proc (Linux); 0 where that cannot be read."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
 class FaultState:
     """The live knobs, the values to reset to, and the memory the ballast knob holds."""
 
-    def __init__(self, defaults: FaultKnobs) -> None:
+    def __init__(self, defaults: FaultKnobs, memory_limit_bytes: int = 0) -> None:
         self._defaults = defaults
-        self.knobs = defaults.model_copy()
+        self._memory_limit = memory_limit_bytes
         self._ballast = b""
-        self._apply_side_effects()
+        self.knobs = FaultKnobs()
+        self._apply(defaults)
 
     @classmethod
-    def from_env_defaults(cls, raw: dict[str, str]) -> FaultState:
+    def from_env_defaults(cls, raw: dict[str, str], memory_limit_bytes: int = 0) -> FaultState:
         try:
-            defaults = FaultKnobs.model_validate(raw)
+            return cls(FaultKnobs.model_validate(raw), memory_limit_bytes)
         except ValidationError as error:
             raise FaultDefaultsError(_describe(error, prefix="AGENT_FAULT_")) from None
-        return cls(defaults)
+        except FaultRefused as error:
+            raise FaultDefaultsError(f"AGENT_FAULT_MEMORY_BALLAST_MB: {error}") from None
 
     def update(self, change: FaultUpdate) -> FaultKnobs:
-        given = change.model_dump(exclude_none=True)
-        self.knobs = self.knobs.model_copy(update=given)
-        self._apply_side_effects()
-        return self.knobs
+        """Apply the given knobs, all or none: a refused ballast changes nothing."""
+        return self._apply(self.knobs.model_copy(update=change.model_dump(exclude_none=True)))
 
     def reset(self) -> FaultKnobs:
-        self.knobs = self._defaults.model_copy()
-        self._apply_side_effects()
-        return self.knobs
+        return self._apply(self._defaults)
 
-    def _apply_side_effects(self) -> None:
-        wanted = self.knobs.memory_ballast_mb * MEBIBYTE
-        if len(self._ballast) != wanted:
-            # Filled with a non-zero byte so the pages are really touched and count as
-            # resident memory; zero-filled allocations can stay virtual.
-            self._ballast = b""
-            self._ballast = b"\xa5" * wanted
+    def _apply(self, knobs: FaultKnobs) -> FaultKnobs:
+        try:
+            self._set_ballast(knobs.memory_ballast_mb)
+        except MemoryError:
+            # The old ballast is gone too: say so in the knobs and the gauge, then refuse.
+            self._publish(self.knobs.model_copy(update={"memory_ballast_mb": 0}))
+            raise FaultRefused(f"memory_ballast_mb={knobs.memory_ballast_mb}: the agent could "
+                               "not allocate that much memory; the ballast is now 0") from None
+        return self._publish(knobs)
+
+    def _publish(self, knobs: FaultKnobs) -> FaultKnobs:
+        self.knobs = knobs.model_copy()
         for name, value in self.knobs.model_dump().items():
             FAULT_SETTING.labels(fault=name).set(float(value))
+        return self.knobs
+
+    def _set_ballast(self, megabytes: int) -> None:
+        wanted = megabytes * MEBIBYTE
+        if len(self._ballast) == wanted:
+            return
+        self._refuse_ballast_past_the_limit(megabytes)
+        self._ballast = b""
+        # Filled with a non-zero byte so the pages are really touched and count as resident
+        # memory; zero-filled allocations can stay virtual.
+        self._ballast = b"\xa5" * wanted
+
+    def _refuse_ballast_past_the_limit(self, megabytes: int) -> None:
+        if self._memory_limit <= 0:
+            return
+        without_ballast = max(0, resident_bytes() - len(self._ballast))
+        ceiling = BALLAST_CEILING_SHARE * self._memory_limit
+        if megabytes * MEBIBYTE + without_ballast <= ceiling:
+            return
+        largest = max(0, int((ceiling - without_ballast) // MEBIBYTE))
+        raise FaultRefused(
+            f"memory_ballast_mb={megabytes} would take the agent to "
+            f"{(megabytes * MEBIBYTE + without_ballast) / MEBIBYTE:.0f} MiB of its "
+            f"{self._memory_limit / MEBIBYTE:.0f} MiB limit, where it would be killed; "
+            f"at most {largest} fits now")
 
 
 def _describe(error: ValidationError, prefix: str = "") -> str:

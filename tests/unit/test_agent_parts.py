@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 
 from demo_agent.__main__ import listen_problem
 from demo_agent.agent import AccuracyTracker, SessionTracker
-from demo_agent.faults import FaultDefaultsError, FaultState, FaultUpdate
+from demo_agent.faults import (
+    FaultDefaultsError,
+    FaultKnobs,
+    FaultRefused,
+    FaultState,
+    FaultUpdate,
+    resident_bytes,
+)
 from demo_agent.settings import Settings, SettingsError
 from demo_agent.simulator import MODELS, answer_is_correct, plan_tools
 from demo_agent.store import CACHE_TTL_S, CacheSizeTracker, cache_key
@@ -180,3 +188,23 @@ def test_a_taken_port_is_reported_in_one_line_naming_the_setting() -> None:
 
 def test_a_free_port_is_no_problem() -> None:
     assert listen_problem("127.0.0.1", free_port()) is None
+
+
+def test_ballast_past_the_memory_limit_is_refused_and_changes_nothing() -> None:
+    state = FaultState(FaultKnobs(), memory_limit_bytes=resident_bytes() + 64 * 1024 * 1024)
+    before = REGISTRY.get_sample_value("luminamind_fault_setting", {"fault": "error_rate"})
+
+    with pytest.raises(FaultRefused, match=r"memory_ballast_mb=100 would take the agent to"):
+        state.update(FaultUpdate(memory_ballast_mb=100, error_rate=0.5))
+
+    assert state.knobs == FaultKnobs()
+    assert REGISTRY.get_sample_value("luminamind_fault_setting", {"fault": "error_rate"}) == before
+
+
+def test_ballast_under_the_ceiling_is_held() -> None:
+    state = FaultState(FaultKnobs(), memory_limit_bytes=resident_bytes() + 64 * 1024 * 1024)
+
+    knobs = state.update(FaultUpdate(memory_ballast_mb=16))
+
+    assert knobs.memory_ballast_mb == 16
+    state.reset()
