@@ -236,13 +236,13 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 # The statuses each route can answer. Their series exist from the start (at zero), so an
 # error ratio has a denominator before the first error, and bad input never adds a series.
 ROUTE_STATUSES = {
-    ("POST", "/v1/chat"): (200, 400, 413, 422, 502),
-    ("POST", "/v1/feedback"): (202, 400, 413, 422),
-    ("GET", "/healthz"): (200,),
-    ("GET", "/readyz"): (200, 503),
-    ("GET", "/admin/faults"): (200,),
-    ("PUT", "/admin/faults"): (200, 400, 413, 422),
-    ("DELETE", "/admin/faults"): (200,),
+    ("POST", "/v1/chat"): (200, 400, 413, 422, 500, 502),
+    ("POST", "/v1/feedback"): (202, 400, 413, 422, 500),
+    ("GET", "/healthz"): (200, 500),
+    ("GET", "/readyz"): (200, 500, 503),
+    ("GET", "/admin/faults"): (200, 500),
+    ("PUT", "/admin/faults"): (200, 400, 413, 422, 500),
+    ("DELETE", "/admin/faults"): (200, 500),
 }
 
 
@@ -268,6 +268,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         known = list(model.model_fields) if model is not None else []
         return JSONResponse(error_body("invalid_request", "; ".join(
             describe_validation_errors(errors, known_fields=known))), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        # Starlette still re-raises the error after this answer, so uvicorn logs its
+        # traceback as a JSON line; the client gets the API's JSON shape, not plain text.
+        return JSONResponse(error_body("internal_error",
+                                       f"the agent failed: {type(error).__name__}; "
+                                       "its log has the traceback"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -25,10 +25,11 @@ from lab.loopback import free_port
 class AppClient:
     """Synchronous calls into the ASGI app, on one event loop kept for the whole test."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, raise_app_exceptions: bool = True) -> None:
+        self.app = app
         self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                        base_url="http://agent.test")
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://agent.test")
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self.loop.run_until_complete(self.client.request(method, url, **kwargs))

@@ -245,3 +245,25 @@ def test_chunked_body_over_64_kib_gets_413_without_reading_it_whole(client: AppC
 
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+def test_an_unexpected_failure_answers_json_500_and_counts_it(
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_turn(*_: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(client.app.state.agent, "run_turn", broken_turn)
+    # As a real server does, answer the client instead of raising into the test.
+    answering = AppClient(client.app, raise_app_exceptions=False)
+    before = series_keys()
+
+    response = answering.post("/v1/chat", json=CHAT)
+    answering.close()
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "RuntimeError" in response.json()["message"]
+    assert REGISTRY.get_sample_value("luminamind_requests_total", {
+        "method": "POST", "endpoint": "/v1/chat", "status": "500"}) >= 1
+    assert series_keys() == before
