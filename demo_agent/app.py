@@ -36,7 +36,7 @@ from demo_agent.faults import (
     describe_validation_errors,
 )
 from demo_agent.metrics import MEMORY_LIMIT, REQUEST_COUNT, REQUEST_LATENCY
-from demo_agent.settings import Settings
+from demo_agent.settings import Settings, redact_url
 from demo_agent.simulator import CATEGORIES
 from demo_agent.store import AgentStore, connect
 
@@ -206,7 +206,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("agent_started", host=settings.host, port=settings.port,
-                 redis_url=settings.redis_url, instrumentation=settings.instrumentation)
+                 redis_url=redact_url(settings.redis_url), instrumentation=settings.instrumentation)
         yield
         # Spans and logs of the last requests are still in the batch processors.
         if tracer_provider is not None:

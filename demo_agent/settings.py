@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.connection import parse_url
 
 CGROUP_V2_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 CGROUP_V1_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -37,6 +40,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        check_otlp_endpoints(env)
         return cls(
             host=env.get("AGENT_HOST", cls.host),
             port=_int(env, "AGENT_PORT", cls.port, low=1, high=65535),
@@ -98,10 +102,43 @@ REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 def _redis_url(env: dict[str, str]) -> str:
     value = env.get("AGENT_REDIS_URL", Settings.redis_url)
+    shown = redact_url(value)
     if not value.startswith(REDIS_URL_SCHEMES):
-        raise SettingsError(f"AGENT_REDIS_URL={value!r} must start with "
+        raise SettingsError(f"AGENT_REDIS_URL={shown!r} must start with "
                             f"{', '.join(REDIS_URL_SCHEMES)}, e.g. redis://127.0.0.1:6379/0")
+    try:
+        # The client's own parser, so every URL it would refuse later is refused now.
+        parse_url(value)
+    except ValueError as error:
+        raise SettingsError(
+            f"AGENT_REDIS_URL={shown!r} is not a usable Redis URL: {error}") from None
     return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+
+
+def check_otlp_endpoints(env: dict[str, str]) -> None:
+    """An OTLP endpoint that is set must be an http(s) URL with a host: a typo would
+    otherwise only show as an export error logged for every batch."""
+    for name in OTLP_ENDPOINT_VARIABLES:
+        value = env.get(name)
+        if not value:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(f"{name}={value!r} must be an http(s) URL, "
+                                "e.g. http://jaeger:4318/v1/traces")
 
 
 def _memory_limit(env: dict[str, str]) -> int:

@@ -208,3 +208,16 @@ def test_ballast_under_the_ceiling_is_held() -> None:
 
     assert knobs.memory_ballast_mb == 16
     state.reset()
+
+
+def test_settings_refuse_a_redis_url_the_client_cannot_parse_without_showing_its_password() -> None:
+    with pytest.raises(SettingsError, match="is not a usable Redis URL") as refused:
+        Settings.from_env({"AGENT_REDIS_URL": "redis://:s3cret@127.0.0.1:notaport/0"})
+
+    assert "s3cret" not in str(refused.value)
+    assert "redis://:***@127.0.0.1:notaport/0" in str(refused.value)
+
+
+def test_settings_refuse_an_otlp_endpoint_that_is_not_a_url() -> None:
+    with pytest.raises(SettingsError, match="OTEL_EXPORTER_OTLP_LOGS_ENDPOINT='not a url' must"):
+        Settings.from_env({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "not a url"})
