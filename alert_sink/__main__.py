@@ -8,6 +8,7 @@ import uvicorn
 from alert_sink.app import create_app
 from alert_sink.logs import configure_logging
 from alert_sink.settings import SettingsError, load_settings
+from lab.listen import listen_problem
 
 
 def main() -> int:
@@ -19,6 +20,10 @@ def main() -> int:
         log.error("settings_invalid", error=str(error))
         return 2
     configure_logging(settings.log_level)
+    problem = listen_problem(settings.host, settings.port, "ALERT_SINK_HOST", "ALERT_SINK_PORT")
+    if problem is not None:
+        log.error("cannot_listen", error=problem)
+        return 2
     log.info(
         "alert_sink_starting",
         host=settings.host,

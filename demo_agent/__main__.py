@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import structlog
@@ -12,28 +11,7 @@ from demo_agent.app import create_app
 from demo_agent.faults import FaultDefaultsError
 from demo_agent.settings import Settings, SettingsError
 from demo_agent.telemetry import build_log_provider, build_tracer_provider, configure_logging
-
-
-def listen_problem(host: str, port: int) -> str | None:
-    """Why the agent could not listen on host:port, in one line; None when it can.
-
-    Checked before uvicorn starts, which would otherwise report a taken port or an unknown
-    host as several log lines and a traceback-like exit.
-    """
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as error:
-        return f"AGENT_HOST={host!r} is not an address of this machine: {error.strerror}"
-    with socket.socket(family, kind, proto) as probe:
-        # As uvicorn does, so a port in TIME_WAIT from the last run counts as free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as error:
-            return (f"cannot listen on {host}:{port}: {error.strerror}; "
-                    "set AGENT_PORT (or AGENT_HOST) to a free one")
-    return None
+from lab.listen import listen_problem
 
 
 def main() -> int:
@@ -42,7 +20,7 @@ def main() -> int:
     except SettingsError as error:
         sys.stderr.write(f"demo_agent: {error}\n")
         return 2
-    problem = listen_problem(settings.host, settings.port)
+    problem = listen_problem(settings.host, settings.port, "AGENT_HOST", "AGENT_PORT")
     if problem is not None:
         sys.stderr.write(f"demo_agent: {problem}\n")
         return 2

@@ -10,7 +10,6 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
-from demo_agent.__main__ import listen_problem
 from demo_agent.agent import AccuracyTracker, SessionTracker
 from demo_agent.faults import (
     FaultDefaultsError,
@@ -24,6 +23,7 @@ from demo_agent.settings import Settings, SettingsError
 from demo_agent.simulator import MODELS, answer_is_correct, plan_tools
 from demo_agent.store import CACHE_TTL_S, CacheSizeTracker, cache_key
 from demo_agent.telemetry import add_trace_context
+from lab.listen import listen_problem
 from lab.loopback import free_port
 
 
@@ -180,14 +180,14 @@ def test_a_taken_port_is_reported_in_one_line_naming_the_setting() -> None:
         holder.listen()
         port = holder.getsockname()[1]
 
-        problem = listen_problem("127.0.0.1", port)
+        problem = listen_problem("127.0.0.1", port, "AGENT_HOST", "AGENT_PORT")
 
     assert problem is not None and "\n" not in problem
     assert f"cannot listen on 127.0.0.1:{port}" in problem and "AGENT_PORT" in problem
 
 
 def test_a_free_port_is_no_problem() -> None:
-    assert listen_problem("127.0.0.1", free_port()) is None
+    assert listen_problem("127.0.0.1", free_port(), "AGENT_HOST", "AGENT_PORT") is None
 
 
 def test_ballast_past_the_memory_limit_is_refused_and_changes_nothing() -> None:
