@@ -7,7 +7,7 @@ newer Alertmanager that adds fields is still accepted.
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 AlertStatus = Literal["firing", "resolved"]
 
@@ -21,8 +21,9 @@ class WebhookAlert(BaseModel):
     status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime
+    # Alertmanager always sends RFC 3339 with a zone; a time without one cannot be placed.
+    startsAt: AwareDatetime
+    endsAt: AwareDatetime
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1)
 

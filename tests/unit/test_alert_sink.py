@@ -202,6 +202,17 @@ async def test_body_that_is_not_json_gets_400_invalid_json(client: Sink) -> None
     assert "not valid JSON" in response.json()["message"]
 
 
+@pytest.mark.parametrize("ends_at", ["2026-01-01T00:00:00", "2026-01-01"])
+async def test_alert_time_without_a_zone_gets_422_not_a_crash(client: Sink, ends_at: str) -> None:
+    payload = resolved_payload()
+    payload["alerts"][0]["endsAt"] = ends_at
+
+    response = await client.post("/webhook", json=payload)
+
+    assert response.status_code == 422
+    assert "alerts.0.endsAt: Input should have timezone info" in response.json()["message"]
+
+
 async def test_alert_without_fingerprint_gets_422_naming_the_field(client: Sink) -> None:
     payload = firing_payload()
     del payload["alerts"][0]["fingerprint"]
