@@ -141,6 +141,8 @@ def create_app(settings: SinkSettings) -> Starlette:
         if name == "":
             # /runbooks/ is the index typed with a slash; its links are relative to /runbooks.
             return RedirectResponse("../runbooks", status_code=307)
+        if name.endswith("/") and is_runbook_name(name[:-1]):
+            return RedirectResponse(f"../{name[:-1]}", status_code=307)
         text = runbooks.read(name) if is_runbook_name(name) else None
         if text is None:
             return _runbook_not_found(name, runbooks)
@@ -160,7 +162,9 @@ def create_app(settings: SinkSettings) -> Starlette:
             "POST /webhook and GET /, /api/notifications, /runbooks, "
             "/runbooks/<AlertName>, /healthz, /metrics"
         )
-        return JSONResponse({"error": code, "message": message}, status_code=error.status_code)
+        # error.headers carries Allow on a 405.
+        return JSONResponse({"error": code, "message": message}, status_code=error.status_code,
+                            headers=error.headers)
 
     routes = [
         Route("/webhook", receive_webhook, methods=["POST"]),

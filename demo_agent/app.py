@@ -284,7 +284,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             return malformed_json()
         code = {404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+        # error.headers carries Allow on a 405, which a client needs to correct itself.
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
+                            headers=error.headers)
 
 
 # The model of each route's JSON body, so an unknown field's error can list the known ones.

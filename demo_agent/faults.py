@@ -41,7 +41,7 @@ class FaultUpdate(BaseModel):
     true for a rate, or 1 for a switch, is refused rather than quietly converted.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     error_rate: float | None = Field(None, ge=0.0, le=1.0)
     llm_latency_multiplier: float | None = Field(None, ge=0.0, le=50.0)

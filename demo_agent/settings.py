@@ -68,10 +68,10 @@ def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -
     raw = env.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    # Digits only: int() would also take "8_000" or " 80 ".
+    if not raw.isdigit():
+        raise SettingsError(f"{name}={raw!r} is not a whole number")
+    value = int(raw)
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is outside {low}..{high}")
     return value

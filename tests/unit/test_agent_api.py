@@ -105,6 +105,14 @@ def test_unknown_route_gets_404_as_json(client: AppClient) -> None:
     assert response.json()["error"] == "not_found"
 
 
+def test_a_method_a_route_does_not_take_gets_405_with_allow(client: AppClient) -> None:
+    response = client.get("/v1/chat")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
 def test_bad_input_creates_no_new_metric_series(client: AppClient) -> None:
     client.post("/v1/chat", json=CHAT)
     before = series_keys()
@@ -149,6 +157,14 @@ def test_fault_values_of_the_wrong_json_type_are_refused_not_converted(
     assert response.status_code == 422
     assert response.json()["message"].startswith(f"{knob}: Input should be a valid")
     assert client.get("/admin/faults").json() == before
+
+
+def test_a_rate_of_nan_is_refused_as_not_finite(client: AppClient) -> None:
+    response = client.put("/admin/faults", content=b'{"error_rate": NaN}',
+                          headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert response.json()["message"] == "error_rate: Input should be a finite number"
 
 
 def test_a_whole_number_is_a_valid_rate(client: AppClient) -> None:

@@ -221,3 +221,8 @@ def test_settings_refuse_a_redis_url_the_client_cannot_parse_without_showing_its
 def test_settings_refuse_an_otlp_endpoint_that_is_not_a_url() -> None:
     with pytest.raises(SettingsError, match="OTEL_EXPORTER_OTLP_LOGS_ENDPOINT='not a url' must"):
         Settings.from_env({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "not a url"})
+
+
+def test_settings_refuse_a_port_written_with_an_underscore() -> None:
+    with pytest.raises(SettingsError, match="AGENT_PORT='8_000' is not a whole number"):
+        Settings.from_env({"AGENT_PORT": "8_000"})

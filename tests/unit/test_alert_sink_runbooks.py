@@ -107,6 +107,13 @@ async def test_runbook_index_with_a_trailing_slash_redirects_to_the_index(sink: 
     assert response.headers["location"] == "../runbooks"
 
 
+async def test_runbook_with_a_trailing_slash_redirects_to_the_runbook(sink: Sink) -> None:
+    response = await sink.get("/runbooks/HighErrorRate/")
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "../HighErrorRate"
+
+
 async def test_runbook_index_lists_only_markdown_files_named_like_alerts(sink: Sink) -> None:
     response = await sink.get("/runbooks")
 
