@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import structlog
 import uvicorn
 
 from demo_agent.app import create_app
@@ -26,12 +25,12 @@ def main() -> int:
         return 2
     log_provider = build_log_provider(settings)
     configure_logging(settings, log_provider)
-    log = structlog.get_logger("demo_agent")
     try:
         app = create_app(settings, tracer_provider=build_tracer_provider(settings),
                          log_provider=log_provider)
     except FaultDefaultsError as error:
-        log.error("invalid_fault_defaults", error=str(error), hint="fix the AGENT_FAULT_* values")
+        # Plain text on stderr, like every other setting the agent refuses at start.
+        sys.stderr.write(f"demo_agent: {error}\n")
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=5)
