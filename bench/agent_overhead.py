@@ -134,11 +134,17 @@ def measure(lab: LoopbackLab, redis: Component, otlp: OtlpReceiver, script: Path
         lab.components.remove(agent)
 
 
+def at_least_one(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of 1 or more")
+    return int(raw)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=at_least_one, default=5)
+    parser.add_argument("--seconds", type=at_least_one, default=8)
+    parser.add_argument("--connections", type=at_least_one, default=16)
     parser.add_argument("--traces-per-second", type=float, default=Settings.traces_per_second,
                         help="the agent's trace rate cap; 0 traces every request")
     args = parser.parse_args()
