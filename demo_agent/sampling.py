@@ -2,11 +2,11 @@
 
 Lab traffic (a few chats a second, a few dozen in the busiest scenario) stays far below the
 default of 100 traces a second, so every request of it is traced. The integration tier runs
-with latency off and goes past it, which its tests use: only recorded traces may be named. Under a flood, recording
-and exporting every span would cost the agent a large part of its throughput; past the rate
-a root span is not recorded, as Jaeger's rate-limiting sampler does. Its children follow
-it (ParentBased), so a trace is kept or dropped whole, and the drops are counted in
-luminamind_traces_unsampled_total rather than lost silently.
+with latency off and goes past it, which its tests use: only recorded traces may be named.
+Under a flood, recording and exporting every span would cost the agent a large part of its
+throughput; past the rate a root span is not recorded, as Jaeger's rate-limiting sampler
+does. Its children follow it (ParentBased), so a trace is kept or dropped whole, and the
+drops are counted in luminamind_traces_unsampled_total rather than lost silently.
 """
 
 from __future__ import annotations
