@@ -70,8 +70,8 @@ def _parse_payload(body: bytes) -> WebhookPayload:
         ) from None
 
 
-def _record(notification: Notification, store: NotificationStore) -> None:
-    store.add(notification)
+def _record(notification: Notification, size_bytes: int, store: NotificationStore) -> None:
+    store.add(notification, size_bytes)
     metrics.NOTIFICATIONS.labels(notification.receiver, notification.status).inc()
     for alert in notification.alerts:
         metrics.ALERTS.labels(notification.receiver, alert.status).inc()
@@ -121,7 +121,7 @@ def create_app(settings: SinkSettings) -> Starlette:
                 status_code=rejection.status_code,
             )
         notification = Notification.from_webhook(payload, datetime.now(UTC))
-        _record(notification, store)
+        _record(notification, len(body), store)
         return JSONResponse({"status": "accepted"})
 
     async def list_notifications(request: Request) -> JSONResponse:

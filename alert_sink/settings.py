@@ -19,8 +19,6 @@ class SinkSettings:
     host: str = "127.0.0.1"
     port: int = 8090
     max_notifications: int = 500
-    # Limitation: the store is bounded by count, not bytes. Alertmanager's notifications are
-    # a few KiB, but a client posting 500 bodies near this limit would hold ~500 MiB.
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
     runbooks_dir: Path = DEFAULT_RUNBOOKS_DIR

@@ -80,20 +80,34 @@ class Notification:
         }
 
 
-class NotificationStore:
-    """Keeps the last ``capacity`` notifications; the oldest go first when it is full."""
+# What the stored notifications may take, counted as the bytes of the payloads they came
+# from: Alertmanager's are a few KiB, so this is thousands of them, while a client posting
+# large bodies cannot grow the sink past its container's memory.
+DEFAULT_MAX_STORED_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, capacity: int) -> None:
+
+class NotificationStore:
+    """Keeps the last ``capacity`` notifications, and no more than ``max_bytes`` of payload;
+    the oldest go first when either is reached (the newest is always kept)."""
+
+    def __init__(self, capacity: int, max_bytes: int = DEFAULT_MAX_STORED_BYTES) -> None:
         if capacity < 1:
             raise ValueError(f"capacity={capacity} must be at least 1")
         self.capacity = capacity
-        self._notifications: deque[Notification] = deque(maxlen=capacity)
+        self.max_bytes = max_bytes
+        self._notifications: deque[tuple[Notification, int]] = deque()
+        self._bytes = 0
 
-    def add(self, notification: Notification) -> None:
-        self._notifications.append(notification)
+    def add(self, notification: Notification, size_bytes: int = 0) -> None:
+        self._notifications.append((notification, size_bytes))
+        self._bytes += size_bytes
+        while len(self._notifications) > 1 and (
+            len(self._notifications) > self.capacity or self._bytes > self.max_bytes
+        ):
+            self._bytes -= self._notifications.popleft()[1]
 
     def newest_first(self) -> Iterator[Notification]:
-        return reversed(self._notifications)
+        return (notification for notification, _ in reversed(self._notifications))
 
     def __len__(self) -> int:
         return len(self._notifications)

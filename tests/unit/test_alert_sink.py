@@ -6,6 +6,7 @@ only receiver names, labels and times vary between tests.
 
 import copy
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from alert_sink.app import create_app
+from alert_sink.payload import WebhookPayload
 from alert_sink.settings import SettingsError, SinkSettings, load_settings
+from alert_sink.store import Notification, NotificationStore
 
 FIRING_PAYLOAD: dict[str, Any] = {
     "receiver": "slack-critical",
@@ -179,6 +182,18 @@ async def test_sink_keeps_only_the_last_max_notifications() -> None:
         "LowAccuracy",
         "HighLatency",
     ]
+
+
+def test_the_store_drops_the_oldest_when_the_payload_bytes_pass_its_budget() -> None:
+    store = NotificationStore(capacity=100, max_bytes=1000)
+    received = datetime.now(UTC)
+    for alertname in ("HighErrorRate", "HighLatency", "LowAccuracy"):
+        payload = WebhookPayload.model_validate(firing_payload(alertname=alertname))
+        store.add(Notification.from_webhook(payload, received), size_bytes=400)
+
+    kept = [notification.group_labels["alertname"] for notification in store.newest_first()]
+
+    assert kept == ["LowAccuracy", "HighLatency"]
 
 
 def test_max_notifications_defaults_to_500() -> None:
