@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -159,22 +159,29 @@ def test_high_memory_usage_holds_over_90_percent_of_the_limit_then_lets_go(
     assert resident_share(agent) < 0.60
 
 
-def test_pod_down_starts_the_agent_again_when_stopped_early(agent: Component) -> None:
-    components = LocalComponents({"demo-agent": ComponentControl(agent.stop, agent.start)})
+def run_stopping_scenario(name: str, agent: Component, stopped: Component,
+                          while_down: Callable[[], object]) -> list[object]:
+    """Run a scenario that stops `stopped`; once it is down, record `while_down()` and end
+    the scenario early. Returns what was recorded (one item when the component went down)."""
+    components = LocalComponents({stopped.name: ComponentControl(stopped.stop, stopped.start)})
     stop = threading.Event()
-    down: list[bool] = []
+    recorded: list[object] = []
 
-    def check_down_then_stop() -> None:
-        wait_for(lambda: not agent.running)
-        down.append(True)
+    def record_then_stop() -> None:
+        wait_for(lambda: not stopped.running)
+        recorded.append(while_down())
         stop.set()
 
-    watcher = threading.Thread(target=check_down_then_stop)
+    watcher = threading.Thread(target=record_then_stop)
     watcher.start()
-    run_scenario(
-        scenario_by_name("PodDown"), agent.url, duration_s=60, components=components, stop=stop
-    )
+    run_scenario(scenario_by_name(name), agent.url, duration_s=60, components=components,
+                 stop=stop)
     watcher.join()
+    return recorded
+
+
+def test_pod_down_starts_the_agent_again_when_stopped_early(agent: Component) -> None:
+    down = run_stopping_scenario("PodDown", agent, agent, while_down=lambda: True)
 
     assert down == [True]
     assert httpx.get(f"{agent.url}/healthz", timeout=5).status_code == 200
@@ -183,21 +190,9 @@ def test_pod_down_starts_the_agent_again_when_stopped_early(agent: Component) ->
 def test_redis_down_starts_redis_again_and_the_agent_is_ready(
     agent: Component, redis: Component
 ) -> None:
-    components = LocalComponents({"redis": ComponentControl(redis.stop, redis.start)})
-    stop = threading.Event()
-    readiness_while_down: list[int] = []
-
-    def check_then_stop() -> None:
-        wait_for(lambda: not redis.running)
-        readiness_while_down.append(httpx.get(f"{agent.url}/readyz", timeout=5).status_code)
-        stop.set()
-
-    watcher = threading.Thread(target=check_then_stop)
-    watcher.start()
-    run_scenario(
-        scenario_by_name("RedisDown"), agent.url, duration_s=60, components=components, stop=stop
-    )
-    watcher.join()
+    readiness_while_down = run_stopping_scenario(
+        "RedisDown", agent, redis,
+        while_down=lambda: httpx.get(f"{agent.url}/readyz", timeout=5).status_code)
 
     assert readiness_while_down == [503]
     assert httpx.get(f"{agent.url}/readyz", timeout=5).status_code == 200
