@@ -115,7 +115,8 @@ def host_port(endpoint: Endpoint, settings: Mapping[str, str]) -> int:
     raw = settings.get(endpoint.variable, "")
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise StackError(
-            f"{endpoint.variable}={raw!r} is not a port number: set it to 1-65535 in .env"
+            f"{endpoint.variable}={raw!r} is not a port number: set it to 1-65535 in .env "
+            "(or in the shell, which wins over .env)"
         )
     return int(raw)
 
