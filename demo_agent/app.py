@@ -266,8 +266,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             return malformed_json()
         model = BODY_MODELS.get(request.url.path)
         known = list(model.model_fields) if model is not None else []
-        return JSONResponse(error_body("invalid_request", "; ".join(
-            describe_validation_errors(errors, known_fields=known))), status_code=422)
+        message = "; ".join(describe_validation_errors(errors, known_fields=known))
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type:
+            # `curl -d` sends form encoding unless told otherwise; the body then never parses.
+            message += (f" (the body was sent as {content_type.split(';')[0]}; send JSON with "
+                        "content-type: application/json)")
+        return JSONResponse(error_body("invalid_request", message), status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> JSONResponse:

@@ -69,6 +69,16 @@ def test_an_empty_body_is_named_as_the_request_body(client: AppClient) -> None:
     assert response.json()["message"] == "request body: Field required"
 
 
+def test_a_form_encoded_body_is_told_to_send_json(client: AppClient) -> None:
+    response = client.post("/v1/chat", content=b'{"thread_id": "t", "message": "hi"}',
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+
+    assert response.status_code == 422
+    assert response.json()["message"].endswith(
+        "(the body was sent as application/x-www-form-urlencoded; send JSON with "
+        "content-type: application/json)")
+
+
 def test_missing_field_gets_422_naming_the_field(client: AppClient) -> None:
     response = client.post("/v1/chat", json={"thread_id": "t"})
 
