@@ -28,6 +28,7 @@ from demo_agent.simulator import (
     simulate_llm_usage,
 )
 from demo_agent.store import AgentStore, cache_key
+from demo_agent.telemetry import start_child_span
 
 log = structlog.get_logger("demo_agent.agent")
 
@@ -108,12 +109,13 @@ class Agent:
 
     async def run_turn(self, thread_id: str, message: str, category: str) -> TurnResult:
         started = time.perf_counter()
-        with self.tracer.start_as_current_span("agent_execution") as span:
-            span.set_attribute("gen_ai.operation.name", "invoke_agent")
-            span.set_attribute("gen_ai.agent.name", "luminamind")
-            span.set_attribute("gen_ai.conversation.id", thread_id)
-            span.set_attribute("luminamind.category", category)
-            span.set_attribute("luminamind.input_length", len(message))
+        with start_child_span(self.tracer, "agent_execution", attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": "luminamind",
+            "gen_ai.conversation.id": thread_id,
+            "luminamind.category": category,
+            "luminamind.input_length": len(message),
+        }) as span:
             instrumentation.record_active_sessions(self.sessions.touch(thread_id, time.time()))
 
             history = await self.store.load_checkpoint(thread_id)
@@ -164,8 +166,8 @@ class Agent:
                                    latency_multiplier=knobs.llm_latency_multiplier,
                                    cost_multiplier=knobs.cost_multiplier)
         model = usage.model
-        with self.tracer.start_as_current_span(
-            "llm_call", kind=SpanKind.CLIENT,
+        with start_child_span(
+            self.tracer, "llm_call", kind=SpanKind.CLIENT,
             attributes={"gen_ai.operation.name": "chat",
                         "gen_ai.provider.name": model.provider,
                         "gen_ai.request.model": model.name},
@@ -195,8 +197,8 @@ class Agent:
 
     async def _execute_tool(self, tool: Tool) -> ToolCall:
         knobs = self.faults.knobs
-        with self.tracer.start_as_current_span(
-            "tool_execution",
+        with start_child_span(
+            self.tracer, "tool_execution",
             attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool.name,
                         "gen_ai.tool.type": "function"},
         ) as span:

@@ -1,19 +1,24 @@
 """Logs and traces of the agent: structlog to stdout and OTLP, spans to OTLP.
 
-Log events pass one visible processor chain. Two processors are the lab's own: one adds the
-active trace and span ids, one hands the event to the OpenTelemetry log pipeline (Loki in
-the compose stack) before it is rendered as one JSON line on stdout.
+Log events pass one visible processor chain that ends in a JSON line. The lab's own parts
+are a processor that adds the active trace and span ids, and the logger at the end of the
+chain, which prints that line on stdout and, when an OTLP logs endpoint is set, exports the
+very same line as a log record (Loki in the compose stack): what `docker compose logs` shows
+is what Loki stores.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TextIO
 
 import structlog
 from opentelemetry import trace
+from opentelemetry._logs import Logger as OtlpLogger
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -38,20 +43,6 @@ SEVERITY = {
 # span id. (An empty Context() would not do: the SDK takes an empty one for "none given" and
 # reads the active span instead, an unsampled request's ids that lead to no trace.)
 NO_TRACE_CONTEXT = trace.set_span_in_context(trace.INVALID_SPAN)
-# Keys the OTLP record carries in its own fields rather than as attributes.
-RECORD_FIELDS = {"event", "level", "timestamp", "trace_id", "span_id"}
-
-
-class NamedPrintLogger(structlog.PrintLogger):
-    """A PrintLogger that remembers the name given to structlog.get_logger(name)."""
-
-    def __init__(self, file: Any, name: str) -> None:
-        super().__init__(file)
-        self.name = name
-
-
-def named_print_logger_factory(*args: Any) -> NamedPrintLogger:
-    return NamedPrintLogger(sys.stdout, str(args[0]) if args else "demo_agent")
 
 
 def add_logger_name(logger: Any, _: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -75,62 +66,90 @@ def add_trace_context(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, 
     return event_dict
 
 
-class OtlpLogForwarder:
-    """structlog processor that emits each event as an OpenTelemetry log record.
+class AgentLogger(structlog.PrintLogger):
+    """The end of the chain: prints each rendered JSON line and exports it over OTLP.
 
-    The record's body is the event name; the other keys become attributes (Loki stores
-    them as structured metadata). The SDK reads the trace context of the active span, when
-    add_trace_context found it recorded; an unsampled request's record gets none.
+    The record's body is the line itself, so Loki holds exactly what stdout shows and
+    `| json` in LogQL reads every field. Its severity comes from the level the event was
+    logged at, its scope is this logger's name, and its trace and span ids are those of the
+    active span when that span is recorded (the ones add_trace_context put in the line).
+    The line is not split into one attribute per field: encoding a dozen attributes per
+    record cost the agent more than every metric it records.
     """
 
-    def __init__(self, provider: LoggerProvider) -> None:
-        self._logger = provider.get_logger(TRACER_NAME)
+    def __init__(self, file: TextIO, name: str, otlp: OtlpLogger | None) -> None:
+        super().__init__(file)
+        self.name = name
+        self._otlp = otlp
 
-    def __call__(self, _: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        level = event_dict.get("level", method_name)
-        self._logger.emit(
-            context=None if "trace_id" in event_dict else NO_TRACE_CONTEXT,
-            severity_number=SEVERITY.get(level, SeverityNumber.INFO),
+    def _write(self, level: str, line: str) -> None:
+        super().msg(line)
+        if self._otlp is None:
+            return
+        sampled = trace.get_current_span().get_span_context().trace_flags.sampled
+        self._otlp.emit(
+            context=None if sampled else NO_TRACE_CONTEXT,
+            severity_number=SEVERITY[level],
             severity_text=level.upper(),
-            body=str(event_dict.get("event", "")),
-            attributes={
-                key: _attribute_value(value)
-                for key, value in event_dict.items()
-                if key not in RECORD_FIELDS
-            },
+            body=line,
         )
-        return event_dict
+
+    # structlog calls the method named after the event's level with the rendered line.
+    debug = functools.partialmethod(_write, "debug")
+    info = functools.partialmethod(_write, "info")
+    warning = functools.partialmethod(_write, "warning")
+    error = functools.partialmethod(_write, "error")
+    critical = functools.partialmethod(_write, "critical")
+    # PrintLogger's other names for the same methods, so none of them skips the export.
+    warn = warning
+    err = exception = error
+    fatal = failure = critical
+    log = msg = info
 
 
-def _attribute_value(value: Any) -> str | int | float | bool:
-    if isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
+class AgentLoggerFactory:
+    """structlog.get_logger(name) gets an AgentLogger of that name, exporting through
+    `provider` when there is one."""
+
+    def __init__(self, provider: LoggerProvider | None) -> None:
+        self._provider = provider
+
+    def __call__(self, *args: Any) -> AgentLogger:
+        name = str(args[0]) if args else TRACER_NAME
+        otlp = self._provider.get_logger(name) if self._provider is not None else None
+        return AgentLogger(sys.stdout, name, otlp)
 
 
-def configure_logging(settings: Settings, log_provider: LoggerProvider | None) -> None:
-    """structlog for the agent's events, and the same JSON shape for uvicorn's own lines."""
-    level = getattr(logging, settings.log_level.upper())
-    shared: list[Any] = [
+def event_enrichers() -> list[Any]:
+    """What every event gets before it is rendered: context, level, logger, time, trace."""
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
     ]
-    forward = [OtlpLogForwarder(log_provider)] if log_provider is not None else []
+
+
+def event_processors() -> list[Any]:
+    """The agent's whole chain, ending in the JSON line that AgentLogger prints and exports."""
+    return [
+        *event_enrichers(),
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+    ]
+
+
+def configure_logging(settings: Settings, log_provider: LoggerProvider | None) -> None:
+    """structlog for the agent's events, and the same JSON shape for uvicorn's own lines."""
+    level = getattr(logging, settings.log_level.upper())
     structlog.configure(
-        processors=[
-            *shared,
-            *forward,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=event_processors(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=named_print_logger_factory,
+        logger_factory=AgentLoggerFactory(log_provider),
         cache_logger_on_first_use=True,
     )
-    _route_stdlib_logging(level, shared)
+    _route_stdlib_logging(level, event_enrichers())
 
 
 def _route_stdlib_logging(level: int, shared: list[Any]) -> None:
@@ -188,3 +207,17 @@ def _resource(settings: Settings) -> Resource:
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
+
+
+def start_child_span(tracer: trace.Tracer, name: str,
+                     **options: Any) -> AbstractContextManager[trace.Span]:
+    """A span under the active one, or no span at all when the active one is not recorded.
+
+    The sampler would drop the children of an unrecorded request anyway (ParentBased), but
+    only after building, attaching and ending each of them: for a chat with no simulated
+    latency that is more work than the chat's own steps. Skipping them changes nothing
+    anyone can see, since an unrecorded request names no trace anywhere.
+    """
+    if not trace.get_current_span().is_recording():
+        return nullcontext(trace.INVALID_SPAN)
+    return tracer.start_as_current_span(name, **options)

@@ -45,6 +45,7 @@ class ReceivedLog:
     body: str
     severity_text: str
     service_name: str
+    scope_name: str
     attributes: dict[str, Any]
 
 
@@ -91,7 +92,8 @@ def decode_logs(body: bytes) -> list[ReceivedLog]:
                 ReceivedLog(
                     trace_id=record.trace_id.hex(), span_id=record.span_id.hex(),
                     body=str(_value(record.body)), severity_text=record.severity_text,
-                    service_name=service, attributes=_attributes(record.attributes),
+                    service_name=service, scope_name=scope_logs.scope.name,
+                    attributes=_attributes(record.attributes),
                 )
                 for record in scope_logs.log_records
             )

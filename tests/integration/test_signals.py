@@ -6,6 +6,7 @@ what Prometheus scraped, what the agent printed and what it exported as spans an
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import signal
@@ -133,7 +134,8 @@ def test_scrapes_of_metrics_are_not_logged(loaded_lab: LoadedLab) -> None:
 
 def test_otlp_logs_carry_the_trace_context_of_their_span(loaded_lab: LoadedLab) -> None:
     spans_by_id = {span.span_id: span for span in loaded_lab.otlp.spans}
-    turn_logs = [log for log in loaded_lab.otlp.logs if log.body == "agent_turn_completed"]
+    turn_logs = [log for log in loaded_lab.otlp.logs
+                 if json.loads(log.body)["event"] == "agent_turn_completed"]
 
     assert turn_logs, "no agent_turn_completed log record arrived over OTLP"
     for record in turn_logs:
@@ -141,7 +143,17 @@ def test_otlp_logs_carry_the_trace_context_of_their_span(loaded_lab: LoadedLab) 
         assert record.severity_text == "INFO"
         assert spans_by_id[record.span_id].trace_id == record.trace_id
         assert spans_by_id[record.span_id].name == "agent_execution"
-        assert record.attributes["logger"] == "demo_agent.agent"
+        assert record.scope_name == "demo_agent.agent"
+
+
+def test_otlp_log_bodies_are_the_very_lines_the_agent_printed(loaded_lab: LoadedLab) -> None:
+    printed = set(loaded_lab.agent_stdout_lines())
+    bodies = [record.body for record in loaded_lab.otlp.logs]
+
+    assert bodies, "no log record arrived over OTLP"
+    assert [body for body in bodies if body not in printed] == []
+    assert {json.loads(body)["logger"] for body in bodies} >= {
+        "demo_agent.agent", "demo_agent.http"}
 
 
 def test_spans_nest_llm_and_tool_calls_inside_agent_execution(loaded_lab: LoadedLab) -> None:

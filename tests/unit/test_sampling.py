@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -13,7 +11,7 @@ from prometheus_client import REGISTRY
 from demo_agent.app import create_app
 from demo_agent.sampling import RateLimitingSampler, build_sampler
 from demo_agent.settings import Settings, SettingsError
-from demo_agent.telemetry import OtlpLogForwarder, add_trace_context
+from demo_agent.telemetry import add_trace_context
 from lab.loopback import free_port
 from tests.unit.conftest import AppClient
 
@@ -114,21 +112,3 @@ def test_log_events_of_an_untraced_request_name_no_trace() -> None:
         event = add_trace_context(None, "info", {"event": "agent_turn_completed"})
 
     assert "trace_id" not in event and "span_id" not in event
-
-
-def test_otlp_log_records_of_an_untraced_request_name_no_trace() -> None:
-    records = InMemoryLogRecordExporter()
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(records))
-    forward = OtlpLogForwarder(provider)
-    tracer = TracerProvider(sampler=build_sampler(1.0)).get_tracer("test")
-
-    for name in ("traced", "untraced"):
-        with tracer.start_as_current_span(name) as span:
-            forward(None, "info", add_trace_context(None, "info", {"event": name}))
-            if name == "traced":
-                traced_span_id = span.get_span_context().span_id
-
-    traced, untraced = (item.log_record for item in records.get_finished_logs())
-    assert traced.span_id == traced_span_id
-    assert (untraced.trace_id, untraced.span_id) == (0, 0)

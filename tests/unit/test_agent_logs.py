@@ -1,0 +1,125 @@
+"""The agent's log events: one JSON line on stdout, the same line as an OTLP log record."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+
+from demo_agent.sampling import build_sampler
+from demo_agent.telemetry import AgentLogger, event_processors, start_child_span
+
+
+class CapturedLogs:
+    """An agent logger named `demo_agent.agent` writing to a buffer and to in-memory OTLP."""
+
+    def __init__(self) -> None:
+        self.stdout = io.StringIO()
+        self.records = InMemoryLogRecordExporter()
+        provider = LoggerProvider()
+        provider.add_log_record_processor(SimpleLogRecordProcessor(self.records))
+        otlp = provider.get_logger("demo_agent.agent")
+        self.log = structlog.wrap_logger(
+            AgentLogger(self.stdout, "demo_agent.agent", otlp),
+            processors=event_processors(),
+            wrapper_class=structlog.make_filtering_bound_logger(0),
+        )
+
+    def lines(self) -> list[str]:
+        return self.stdout.getvalue().splitlines()
+
+    def exported(self) -> list:
+        return [item.log_record for item in self.records.get_finished_logs()]
+
+
+def test_the_exported_record_body_is_the_line_printed_on_stdout() -> None:
+    logs = CapturedLogs()
+
+    logs.log.warning("tool_execution_failed", tool_name="shell", error_type="PermissionError")
+
+    [line] = logs.lines()
+    [record] = logs.exported()
+    assert record.body == line
+    assert json.loads(line) | {"timestamp": "t"} == {
+        "event": "tool_execution_failed", "tool_name": "shell", "error_type": "PermissionError",
+        "level": "warning", "logger": "demo_agent.agent", "timestamp": "t"}
+
+
+def test_the_exported_record_has_the_level_as_severity_and_the_logger_as_scope() -> None:
+    logs = CapturedLogs()
+
+    logs.log.info("agent_turn_completed")
+    logs.log.error("llm_call_failed")
+    logs.log.debug("tool_executed")
+
+    records = logs.exported()
+    assert [record.severity_text for record in records] == ["INFO", "ERROR", "DEBUG"]
+    assert [record.severity_number.name for record in records] == ["INFO", "ERROR", "DEBUG"]
+    assert {item.instrumentation_scope.name
+            for item in logs.records.get_finished_logs()} == {"demo_agent.agent"}
+
+
+def test_a_record_logged_in_a_recorded_span_carries_its_ids_like_the_line() -> None:
+    logs = CapturedLogs()
+    tracer = TracerProvider().get_tracer("test")
+
+    with tracer.start_as_current_span("agent_execution") as span:
+        logs.log.info("agent_turn_completed")
+
+    [record] = logs.exported()
+    line = json.loads(logs.lines()[0])
+    assert record.span_id == span.get_span_context().span_id
+    assert format(record.trace_id, "032x") == line["trace_id"]
+    assert format(record.span_id, "016x") == line["span_id"]
+
+
+def test_a_record_of_an_untraced_request_names_no_trace() -> None:
+    logs = CapturedLogs()
+    tracer = TracerProvider(sampler=build_sampler(1.0)).get_tracer("test")
+    with tracer.start_as_current_span("traced"):
+        pass
+
+    with tracer.start_as_current_span("untraced"):
+        logs.log.info("agent_turn_completed")
+
+    [record] = logs.exported()
+    assert (record.trace_id, record.span_id) == (0, 0)
+    assert "trace_id" not in json.loads(logs.lines()[0])
+
+
+def test_no_record_is_exported_without_a_log_pipeline() -> None:
+    stdout = io.StringIO()
+    log = structlog.wrap_logger(AgentLogger(stdout, "demo_agent.http", None),
+                                processors=event_processors())
+
+    log.info("request_handled", status=404)
+
+    assert json.loads(stdout.getvalue())["status"] == 404
+
+
+def test_no_child_span_is_started_under_an_unrecorded_request() -> None:
+    tracer = TracerProvider(sampler=build_sampler(1.0)).get_tracer("test")
+    with tracer.start_as_current_span("traced"):
+        pass
+
+    with tracer.start_as_current_span("untraced"), \
+            start_child_span(tracer, "agent_execution") as child:
+        pass
+
+    assert child is trace.INVALID_SPAN
+
+
+def test_a_child_span_is_started_under_a_recorded_request() -> None:
+    tracer = TracerProvider().get_tracer("test")
+
+    with tracer.start_as_current_span("POST /v1/chat") as parent, \
+            start_child_span(tracer, "agent_execution") as child:
+        pass
+
+    assert child.name == "agent_execution"
+    assert child.parent.span_id == parent.get_span_context().span_id
