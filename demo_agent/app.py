@@ -2,7 +2,8 @@
 
 Every request except a scrape of /metrics passes RequestTelemetry, which names it by its
 route template (never the raw path, so label values stay bounded), times it, counts it,
-wraps it in a span and returns that span's trace id in the X-Trace-Id header.
+wraps it in a span (up to AGENT_TRACES_PER_SECOND new traces a second, sampling.py) and
+returns that span's trace id in the X-Trace-Id header.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from demo_agent.faults import (
     describe_validation_errors,
 )
 from demo_agent.metrics import MEMORY_LIMIT, REQUEST_COUNT, REQUEST_LATENCY
+from demo_agent.sampling import TraceBudget
 from demo_agent.settings import Settings, redact_url
 from demo_agent.simulator import CATEGORIES
 from demo_agent.store import AgentStore, connect
@@ -78,10 +80,12 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 class RequestTelemetry:
     """ASGI middleware: route-templated request metrics, a server span, X-Trace-Id."""
 
-    def __init__(self, app: ASGIApp, routes_app: FastAPI, tracer: trace.Tracer) -> None:
+    def __init__(self, app: ASGIApp, routes_app: FastAPI, tracer: trace.Tracer,
+                 budget: TraceBudget) -> None:
         self.app = app
         self.routes_app = routes_app
         self.tracer = tracer
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNMETERED_PATHS:
@@ -96,7 +100,7 @@ class RequestTelemetry:
             await self.app(scope, receive, send)
             log.info("route_not_found", method=method[:16], path=scope["path"][:200])
             return
-        if endpoint in UNTRACED_ROUTES:
+        if endpoint in UNTRACED_ROUTES or not self.budget.admit():
             await self._handle(scope, receive, send, method, endpoint, None)
             return
         with self.tracer.start_as_current_span(f"{method} {endpoint}", kind=SpanKind.SERVER,
@@ -227,7 +231,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     app.router.routes.append(Route("/metrics", MetricsEndpoint(), methods=["GET"]))
     # Added last, so outermost: a 413 from BodySizeLimit is still counted and traced.
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(RequestTelemetry, routes_app=app, tracer=tracer)
+    # Without a tracer provider spans are the API's no-ops: nothing to budget.
+    budget = TraceBudget(settings.traces_per_second if tracer_provider is not None else 0)
+    app.add_middleware(RequestTelemetry, routes_app=app, tracer=tracer, budget=budget)
     if settings.instrumentation:
         _create_request_series()
     return app

@@ -4,72 +4,49 @@ Lab traffic (a few chats a second, a few dozen in the busiest scenario) stays fa
 default of 100 traces a second, so every request of it is traced. The integration tier runs
 with latency off and goes past it, which its tests use: only recorded traces may be named.
 Under a flood, recording and exporting every span would cost the agent a large part of its
-throughput; past the rate a root span is not recorded, as Jaeger's rate-limiting sampler
-does. Its children follow it (ParentBased), so a trace is kept or dropped whole, and the
-drops are counted in luminamind_traces_unsampled_total rather than lost silently.
+throughput; past the rate a request is answered without a span at all, and the requests
+left untraced are counted in luminamind_traces_unsampled_total rather than lost silently.
+
+The decision is taken before the request's root span would be started, not by an
+OpenTelemetry sampler: a sampler that drops a span runs only after the SDK has made ids and
+a context for it, and for a chat with no simulated latency that work alone was a tenth of
+the chat. A request left untraced has no active span, so its steps start none either
+(telemetry.start_child_span) and a trace is kept or dropped whole.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
-
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_ON,
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-)
-from opentelemetry.trace import Link, SpanKind, get_current_span
-from opentelemetry.util.types import Attributes
+from collections.abc import Callable
 
 from demo_agent.metrics import TRACES_UNSAMPLED
 
 
-class RateLimitingSampler(Sampler):
-    """Keeps root spans while a token bucket of `per_second` tokens (a burst of one second,
-    at least one trace) has one to spend: about `per_second` new traces a second at most."""
+class TraceBudget:
+    """A token bucket of `per_second` new traces a second, with a burst of one second (at
+    least one trace); a rate of 0 or less admits every request.
+
+    Called from the event loop only, so it takes no lock.
+    """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._per_second = per_second
-        # Room for at least one token, so a rate under one a second still keeps a trace
+        # Room for at least one token, so a rate under one a second still admits a trace
         # every 1/per_second seconds.
         self._capacity = max(1.0, per_second)
         self._clock = clock
         self._tokens = self._capacity
         self._updated = clock()
-        self._lock = threading.Lock()
 
-    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
-                      kind: SpanKind | None = None, attributes: Attributes = None,
-                      links: Sequence[Link] | None = None,
-                      trace_state: object = None) -> SamplingResult:
-        state = get_current_span(parent_context).get_span_context().trace_state
-        if self._take_token():
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
-        TRACES_UNSAMPLED.inc()
-        return SamplingResult(Decision.DROP, None, state)
-
-    def _take_token(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self._capacity,
-                               self._tokens + (now - self._updated) * self._per_second)
-            self._updated = now
-            if self._tokens < 1.0:
-                return False
-            self._tokens -= 1.0
+    def admit(self) -> bool:
+        """True when this request may be traced; False (and counted) past the rate."""
+        if self._per_second <= 0:
             return True
-
-    def get_description(self) -> str:
-        return f"RateLimitingSampler{{{self._per_second}/s}}"
-
-
-def build_sampler(traces_per_second: float) -> Sampler:
-    """Every trace when the rate is 0, else at most that many new traces a second."""
-    if traces_per_second <= 0:
-        return ParentBased(ALWAYS_ON)
-    return ParentBased(RateLimitingSampler(traces_per_second))
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._per_second)
+        self._updated = now
+        if self._tokens < 1.0:
+            TRACES_UNSAMPLED.inc()
+            return False
+        self._tokens -= 1.0
+        return True

@@ -28,7 +28,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from demo_agent.sampling import build_sampler
 from demo_agent.settings import Settings
 
 TRACER_NAME = "demo_agent"
@@ -190,12 +189,13 @@ def build_tracer_provider(settings: Settings) -> TracerProvider | None:
 
     Without an endpoint spans are still created, so trace ids reach logs, exemplars and
     the X-Trace-Id header. With instrumentation off, no provider: the API's no-op tracer.
-    Past AGENT_TRACES_PER_SECOND new traces a second, requests are not traced (sampling.py).
+    Past AGENT_TRACES_PER_SECOND new traces a second, requests are not traced: the API's
+    middleware decides before it starts a span (sampling.py), so the provider keeps the SDK's
+    default sampler.
     """
     if not settings.instrumentation:
         return None
-    provider = TracerProvider(resource=_resource(settings),
-                              sampler=build_sampler(settings.traces_per_second))
+    provider = TracerProvider(resource=_resource(settings))
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider

@@ -6,10 +6,11 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import REGISTRY
 
 from demo_agent.app import create_app
-from demo_agent.sampling import RateLimitingSampler, build_sampler
+from demo_agent.sampling import TraceBudget
 from demo_agent.settings import Settings, SettingsError
 from demo_agent.telemetry import add_trace_context
 from lab.loopback import free_port
@@ -30,52 +31,49 @@ def unsampled_total() -> float:
     return REGISTRY.get_sample_value("luminamind_traces_unsampled_total") or 0.0
 
 
-def sampled(sampler: RateLimitingSampler) -> bool:
-    return sampler.should_sample(None, 1, "root").decision.is_sampled()
-
-
-def test_the_sampler_keeps_the_rate_then_drops_and_counts_the_rest() -> None:
-    clock = FakeClock()
-    sampler = RateLimitingSampler(2.0, clock=clock)
+def test_the_budget_admits_the_rate_then_refuses_and_counts_the_rest() -> None:
+    budget = TraceBudget(2.0, clock=FakeClock())
     dropped_before = unsampled_total()
 
-    decisions = [sampled(sampler) for _ in range(3)]
+    decisions = [budget.admit() for _ in range(3)]
 
     assert decisions == [True, True, False]
     assert unsampled_total() == dropped_before + 1
 
 
-def test_the_sampler_earns_back_a_trace_as_time_passes() -> None:
+def test_the_budget_earns_back_a_trace_as_time_passes() -> None:
     clock = FakeClock()
-    sampler = RateLimitingSampler(2.0, clock=clock)
+    budget = TraceBudget(2.0, clock=clock)
     for _ in range(2):
-        sampled(sampler)
+        budget.admit()
 
     clock.now += 0.25
-    too_early = sampled(sampler)
+    too_early = budget.admit()
     clock.now += 0.25
 
     assert not too_early
-    assert sampled(sampler)
+    assert budget.admit()
 
 
-def test_a_rate_under_one_a_second_still_keeps_a_trace_now_and_then() -> None:
+def test_a_rate_under_one_a_second_still_admits_a_trace_now_and_then() -> None:
     clock = FakeClock()
-    sampler = RateLimitingSampler(0.5, clock=clock)
+    budget = TraceBudget(0.5, clock=clock)
 
-    first = sampled(sampler)
+    first = budget.admit()
     clock.now += 1.0
-    too_early = sampled(sampler)
+    too_early = budget.admit()
     clock.now += 1.0
 
     assert first and not too_early
-    assert sampled(sampler)
+    assert budget.admit()
 
 
-def test_a_rate_of_zero_traces_everything() -> None:
-    sampler = build_sampler(0)
+def test_a_rate_of_zero_traces_everything_and_counts_nothing() -> None:
+    budget = TraceBudget(0, clock=FakeClock())
+    dropped_before = unsampled_total()
 
-    assert all(sampler.should_sample(None, n, "root").decision.is_sampled() for n in range(1000))
+    assert all(budget.admit() for _ in range(1000))
+    assert unsampled_total() == dropped_before
 
 
 def test_settings_refuse_a_negative_trace_rate() -> None:
@@ -85,9 +83,10 @@ def test_settings_refuse_a_negative_trace_rate() -> None:
 
 def test_a_chat_past_the_rate_is_answered_untraced_and_links_to_no_trace() -> None:
     spans = InMemorySpanExporter()
-    provider = TracerProvider(sampler=build_sampler(1.0))
+    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", latency_scale=0.0)
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", latency_scale=0.0,
+                        traces_per_second=1.0)
     client = AppClient(create_app(settings, tracer_provider=provider))
     try:
         first = client.post("/v1/chat", json=CHAT)
@@ -104,11 +103,9 @@ def test_a_chat_past_the_rate_is_answered_untraced_and_links_to_no_trace() -> No
 
 
 def test_log_events_of_an_untraced_request_name_no_trace() -> None:
-    tracer = TracerProvider(sampler=build_sampler(1.0)).get_tracer("test")
-    with tracer.start_as_current_span("first"):
-        pass
-
-    with tracer.start_as_current_span("second"):
+    # An unsampled span: valid ids, but no trace anyone can open.
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    with tracer.start_as_current_span("dropped"):
         event = add_trace_context(None, "info", {"event": "agent_turn_completed"})
 
     assert "trace_id" not in event and "span_id" not in event
