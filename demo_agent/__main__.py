@@ -9,7 +9,7 @@ import uvicorn
 from demo_agent.app import create_app
 from demo_agent.faults import FaultDefaultsError
 from demo_agent.settings import Settings, SettingsError
-from demo_agent.telemetry import build_log_provider, build_tracer_provider, configure_logging
+from demo_agent.telemetry import build_log_shipper, build_tracer_provider, configure_logging
 from lab.listen import listen_problem
 
 
@@ -23,11 +23,11 @@ def main() -> int:
     if problem is not None:
         sys.stderr.write(f"demo_agent: {problem}\n")
         return 2
-    log_provider = build_log_provider(settings)
-    configure_logging(settings, log_provider)
+    log_shipper = build_log_shipper(settings)
+    configure_logging(settings, log_shipper)
     try:
         app = create_app(settings, tracer_provider=build_tracer_provider(settings),
-                         log_provider=log_provider)
+                         log_shipper=log_shipper)
     except FaultDefaultsError as error:
         # Plain text on stderr, like every other setting the agent refuses at start.
         sys.stderr.write(f"demo_agent: {error}\n")

@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import make_asgi_app
@@ -36,6 +35,7 @@ from demo_agent.faults import (
     FaultUpdate,
     describe_validation_errors,
 )
+from demo_agent.log_export import LogShipper
 from demo_agent.metrics import MEMORY_LIMIT, REQUEST_COUNT, REQUEST_LATENCY
 from demo_agent.sampling import TraceBudget
 from demo_agent.settings import Settings, redact_url
@@ -196,7 +196,7 @@ class BodySizeLimit:
 
 
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None,
-               log_provider: LoggerProvider | None = None,
+               log_shipper: LogShipper | None = None,
                faults: FaultState | None = None) -> FastAPI:
     instrumentation.set_enabled(settings.instrumentation)
     tracer = (tracer_provider.get_tracer("demo_agent") if tracer_provider is not None
@@ -217,8 +217,8 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
             tracer_provider.shutdown()
         await store.redis.aclose()
         log.info("agent_stopped")
-        if log_provider is not None:
-            log_provider.shutdown()
+        if log_shipper is not None:
+            log_shipper.shutdown()
 
     # No Swagger UI: FastAPI's page loads its scripts from a CDN, and the lab works offline.
     # The schema itself is served at /openapi.json.

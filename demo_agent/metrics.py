@@ -95,3 +95,10 @@ FAULT_SETTING = Gauge(
 TRACES_UNSAMPLED = Counter(
     "luminamind_traces_unsampled_total", "Requests not traced because the trace rate was reached"
 )
+# The agent's own OTLP log export (log_export.py) drops lines only when its queue is full or
+# the endpoint refuses a batch; this counts them, so a gap in Loki is visible too.
+LOG_RECORDS_DROPPED = Counter(
+    "luminamind_log_records_dropped_total",
+    "Log lines not exported over OTLP: queue full, or refused by the endpoint",
+    ["reason"],
+)

@@ -34,6 +34,9 @@ class Settings:
     max_message_chars: int = 8000
     latency_scale: float = 1.0
     traces_per_second: float = 100.0
+    # OTLP/HTTP endpoint of the agent's logs ("" = stdout only) and how often they are sent.
+    logs_endpoint: str = ""
+    log_export_interval_s: float = 1.0
     service_name: str = "luminamind"
     fault_defaults: dict[str, str] = field(default_factory=dict)
 
@@ -52,6 +55,10 @@ class Settings:
             latency_scale=_float(env, "AGENT_LATENCY_SCALE", 1.0, low=0.0, high=100.0),
             traces_per_second=_float(env, "AGENT_TRACES_PER_SECOND", cls.traces_per_second,
                                      low=0.0, high=1_000_000.0),
+            logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", ""),
+            # The SDK's variable for its log batch delay, in milliseconds.
+            log_export_interval_s=_int(env, "OTEL_BLRP_SCHEDULE_DELAY", 1000,
+                                       low=1, high=600_000) / 1000,
             service_name=env.get("OTEL_SERVICE_NAME", cls.service_name),
             fault_defaults={
                 key.removeprefix("AGENT_FAULT_").lower(): value

@@ -2,9 +2,9 @@
 
 Log events pass one visible processor chain that ends in a JSON line. The lab's own parts
 are a processor that adds the active trace and span ids, and the logger at the end of the
-chain, which prints that line on stdout and, when an OTLP logs endpoint is set, exports the
-very same line as a log record (Loki in the compose stack): what `docker compose logs` shows
-is what Loki stores.
+chain, which prints that line on stdout and, when an OTLP logs endpoint is set, hands the
+very same line to the log exporter (log_export.py; Loki in the compose stack): what
+`docker compose logs` shows is what Loki stores.
 """
 
 from __future__ import annotations
@@ -18,30 +18,15 @@ from typing import Any, TextIO
 
 import structlog
 from opentelemetry import trace
-from opentelemetry._logs import Logger as OtlpLogger
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from demo_agent.log_export import HttpPoster, LogShipper, resource_of
 from demo_agent.settings import Settings
 
 TRACER_NAME = "demo_agent"
-SEVERITY = {
-    "debug": SeverityNumber.DEBUG,
-    "info": SeverityNumber.INFO,
-    "warning": SeverityNumber.WARN,
-    "error": SeverityNumber.ERROR,
-    "critical": SeverityNumber.FATAL,
-}
-# A context whose span is the invalid one: a log record emitted with it carries no trace or
-# span id. (An empty Context() would not do: the SDK takes an empty one for "none given" and
-# reads the active span instead, an unsampled request's ids that lead to no trace.)
-NO_TRACE_CONTEXT = trace.set_span_in_context(trace.INVALID_SPAN)
 
 
 def add_logger_name(logger: Any, _: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -76,22 +61,21 @@ class AgentLogger(structlog.PrintLogger):
     record cost the agent more than every metric it records.
     """
 
-    def __init__(self, file: TextIO, name: str, otlp: OtlpLogger | None) -> None:
+    def __init__(self, file: TextIO, name: str, shipper: LogShipper | None) -> None:
         super().__init__(file)
         self.name = name
-        self._otlp = otlp
+        self._shipper = shipper
 
     def _write(self, level: str, line: str) -> None:
         super().msg(line)
-        if self._otlp is None:
+        if self._shipper is None:
             return
-        sampled = trace.get_current_span().get_span_context().trace_flags.sampled
-        self._otlp.emit(
-            context=None if sampled else NO_TRACE_CONTEXT,
-            severity_number=SEVERITY[level],
-            severity_text=level.upper(),
-            body=line,
-        )
+        context = trace.get_current_span().get_span_context()
+        if context.trace_flags.sampled:
+            self._shipper.submit(self.name, level, line, context.trace_id, context.span_id)
+        else:
+            # An unsampled request's ids lead to no trace: its lines name none.
+            self._shipper.submit(self.name, level, line)
 
     # structlog calls the method named after the event's level with the rendered line.
     debug = functools.partialmethod(_write, "debug")
@@ -108,15 +92,14 @@ class AgentLogger(structlog.PrintLogger):
 
 class AgentLoggerFactory:
     """structlog.get_logger(name) gets an AgentLogger of that name, exporting through
-    `provider` when there is one."""
+    `shipper` when there is one."""
 
-    def __init__(self, provider: LoggerProvider | None) -> None:
-        self._provider = provider
+    def __init__(self, shipper: LogShipper | None) -> None:
+        self._shipper = shipper
 
     def __call__(self, *args: Any) -> AgentLogger:
         name = str(args[0]) if args else TRACER_NAME
-        otlp = self._provider.get_logger(name) if self._provider is not None else None
-        return AgentLogger(sys.stdout, name, otlp)
+        return AgentLogger(sys.stdout, name, self._shipper)
 
 
 def event_enrichers() -> list[Any]:
@@ -139,13 +122,13 @@ def event_processors() -> list[Any]:
     ]
 
 
-def configure_logging(settings: Settings, log_provider: LoggerProvider | None) -> None:
+def configure_logging(settings: Settings, log_shipper: LogShipper | None) -> None:
     """structlog for the agent's events, and the same JSON shape for uvicorn's own lines."""
     level = getattr(logging, settings.log_level.upper())
     structlog.configure(
         processors=event_processors(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=AgentLoggerFactory(log_provider),
+        logger_factory=AgentLoggerFactory(log_shipper),
         cache_logger_on_first_use=True,
     )
     _route_stdlib_logging(level, event_enrichers())
@@ -175,13 +158,20 @@ def _route_stdlib_logging(level: int, shared: list[Any]) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def build_log_provider(settings: Settings) -> LoggerProvider | None:
-    """An OTLP/HTTP log pipeline when OTEL_EXPORTER_OTLP_LOGS_ENDPOINT is set, else None."""
-    if not settings.instrumentation or not os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
+def build_log_shipper(settings: Settings) -> LogShipper | None:
+    """OTLP/HTTP log export when OTEL_EXPORTER_OTLP_LOGS_ENDPOINT is set, else None.
+
+    The resource is the spans' own (service.name and the SDK's attributes), so Loki and
+    Jaeger name the service alike.
+    """
+    if not settings.instrumentation or not settings.logs_endpoint:
         return None
-    provider = LoggerProvider(resource=_resource(settings))
-    provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
-    return provider
+    # Limitation: of the OTEL_EXPORTER_OTLP_* variables only the logs endpoint is read; no
+    # headers, compression or client certificates, which the local Loki does not need.
+    return LogShipper(HttpPoster(settings.logs_endpoint),
+                      resource_of(_resource(settings).attributes),
+                      interval_s=settings.log_export_interval_s,
+                      endpoint=settings.logs_endpoint)
 
 
 def build_tracer_provider(settings: Settings) -> TracerProvider | None:

@@ -7,25 +7,27 @@ import json
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+from demo_agent.log_export import LogShipper, resource_of
 from demo_agent.telemetry import AgentLogger, event_processors, start_child_span
+from lab.otlp_receiver import ReceivedLog, decode_logs
 
 
 class CapturedLogs:
-    """An agent logger named `demo_agent.agent` writing to a buffer and to in-memory OTLP."""
+    """An agent logger named `demo_agent.agent` writing to a buffer and to a log shipper
+    whose posts are kept, to be decoded with the official protobufs."""
 
     def __init__(self) -> None:
         self.stdout = io.StringIO()
-        self.records = InMemoryLogRecordExporter()
-        provider = LoggerProvider()
-        provider.add_log_record_processor(SimpleLogRecordProcessor(self.records))
-        otlp = provider.get_logger("demo_agent.agent")
+        self.bodies: list[bytes] = []
+        # The worker thread never wakes on its own; exported() flushes in this thread.
+        self.shipper = LogShipper(self.bodies.append, resource_of({"service.name": "test"}),
+                                  interval_s=3600)
         self.log = structlog.wrap_logger(
-            AgentLogger(self.stdout, "demo_agent.agent", otlp),
+            AgentLogger(self.stdout, "demo_agent.agent", self.shipper),
             processors=event_processors(),
             wrapper_class=structlog.make_filtering_bound_logger(0),
         )
@@ -33,8 +35,14 @@ class CapturedLogs:
     def lines(self) -> list[str]:
         return self.stdout.getvalue().splitlines()
 
-    def exported(self) -> list:
-        return [item.log_record for item in self.records.get_finished_logs()]
+    def exported(self) -> list[ReceivedLog]:
+        self.shipper.shutdown()
+        return [record for body in self.bodies for record in decode_logs(body)]
+
+    def severity_numbers(self) -> list[int]:
+        return [record.severity_number for body in self.bodies
+                for resource in ExportLogsServiceRequest.FromString(body).resource_logs
+                for scope in resource.scope_logs for record in scope.log_records]
 
 
 def test_the_exported_record_body_is_the_line_printed_on_stdout() -> None:
@@ -59,9 +67,10 @@ def test_the_exported_record_has_the_level_as_severity_and_the_logger_as_scope()
 
     records = logs.exported()
     assert [record.severity_text for record in records] == ["INFO", "ERROR", "DEBUG"]
-    assert [record.severity_number.name for record in records] == ["INFO", "ERROR", "DEBUG"]
-    assert {item.instrumentation_scope.name
-            for item in logs.records.get_finished_logs()} == {"demo_agent.agent"}
+    # OTLP's SeverityNumber: INFO 9, ERROR 17, DEBUG 5.
+    assert logs.severity_numbers() == [9, 17, 5]
+    assert {record.scope_name for record in records} == {"demo_agent.agent"}
+    assert {record.service_name for record in records} == {"test"}
 
 
 def test_a_record_logged_in_a_recorded_span_carries_its_ids_like_the_line() -> None:
@@ -73,9 +82,9 @@ def test_a_record_logged_in_a_recorded_span_carries_its_ids_like_the_line() -> N
 
     [record] = logs.exported()
     line = json.loads(logs.lines()[0])
-    assert record.span_id == span.get_span_context().span_id
-    assert format(record.trace_id, "032x") == line["trace_id"]
-    assert format(record.span_id, "016x") == line["span_id"]
+    assert record.span_id == format(span.get_span_context().span_id, "016x")
+    assert record.trace_id == line["trace_id"]
+    assert record.span_id == line["span_id"]
 
 
 def test_a_record_of_an_untraced_request_names_no_trace() -> None:
@@ -85,7 +94,7 @@ def test_a_record_of_an_untraced_request_names_no_trace() -> None:
         logs.log.info("agent_turn_completed")
 
     [record] = logs.exported()
-    assert (record.trace_id, record.span_id) == (0, 0)
+    assert (record.trace_id, record.span_id) == ("", "")
     assert "trace_id" not in json.loads(logs.lines()[0])
 
 

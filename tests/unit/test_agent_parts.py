@@ -37,6 +37,12 @@ def test_settings_refuse_an_unknown_instrumentation_mode() -> None:
         Settings.from_env({"AGENT_INSTRUMENTATION": "maybe"})
 
 
+def test_settings_read_the_log_export_delay_in_milliseconds() -> None:
+    assert Settings.from_env({"OTEL_BLRP_SCHEDULE_DELAY": "250"}).log_export_interval_s == 0.25
+    with pytest.raises(SettingsError, match="OTEL_BLRP_SCHEDULE_DELAY='1s' is not a whole"):
+        Settings.from_env({"OTEL_BLRP_SCHEDULE_DELAY": "1s"})
+
+
 def test_settings_collect_fault_defaults_from_prefixed_variables() -> None:
     settings = Settings.from_env({"AGENT_FAULT_ERROR_RATE": "0.2", "AGENT_MEMORY_LIMIT_BYTES": "1"})
 
