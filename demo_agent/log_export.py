@@ -44,6 +44,8 @@ log = structlog.get_logger("demo_agent.log_export")
 MAX_QUEUE = 2048
 MAX_BATCH = 512
 EXPORT_TIMEOUT_S = 10.0
+# Within the 10 s a container gets between SIGTERM and SIGKILL, with the spans' flush.
+SHUTDOWN_TIMEOUT_S = 3.0
 MAX_BACKOFF_S = 30.0
 SEVERITY = {
     "debug": Severity.SEVERITY_NUMBER_DEBUG,
@@ -167,27 +169,36 @@ class LogShipper:
         with self._export_lock:
             return self._export_queued()
 
-    def shutdown(self, timeout_s: float = EXPORT_TIMEOUT_S) -> None:
-        """Stop the thread, then one last attempt at what is still queued."""
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+        """One last export of what is queued, waiting at most timeout_s for it: a stopping
+        agent must not hang on an endpoint that does not answer."""
         self._stopped.set()
         self._wake.set()
         self._thread.join(timeout_s)
-        self.flush()
+        if self._thread.is_alive():
+            log.warning("log_export_unfinished", endpoint=self._endpoint,
+                        lines_not_sent=len(self._pending) + len(self._queue))
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
+        while True:
             self._wake.wait(self._next_delay())
             self._wake.clear()
-            if self._stopped.is_set():
+            # Stopping is read before the export, so lines that arrive while it runs still
+            # get the round after it.
+            stopping = self._stopped.is_set()
+            self._flush_or_drop()
+            if stopping:
                 return
-            try:
-                self.flush()
-            except Exception:
-                # A batch that cannot even be encoded would fail forever: drop it, count it,
-                # and keep the thread alive for the lines after it.
-                dropped, self._pending = len(self._pending), []
-                LOG_RECORDS_DROPPED.labels(reason="refused").inc(dropped)
-                log.exception("log_export_crashed", dropped=dropped)
+
+    def _flush_or_drop(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            # A batch that cannot even be encoded would fail forever: drop it, count it,
+            # and keep the thread alive for the lines after it.
+            dropped, self._pending = len(self._pending), []
+            LOG_RECORDS_DROPPED.labels(reason="refused").inc(dropped)
+            log.exception("log_export_crashed", dropped=dropped)
 
     def _next_delay(self) -> float:
         if self._failures == 0:

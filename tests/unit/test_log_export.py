@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -158,6 +159,23 @@ def test_shutdown_sends_what_is_still_queued(endpoint: Endpoint) -> None:
     shipper.shutdown()
 
     assert endpoint.lines() == ["last words"]
+
+
+def test_shutdown_gives_up_on_an_endpoint_that_hangs_and_says_so() -> None:
+    release = threading.Event()
+    shipper = LogShipper(lambda body: release.wait(10), RESOURCE, interval_s=3600)
+    submit_lines(shipper, "stuck")
+    try:
+        with structlog.testing.capture_logs() as captured:
+            started = time.monotonic()
+            shipper.shutdown(timeout_s=0.2)
+            waited = time.monotonic() - started
+    finally:
+        release.set()
+
+    assert waited < 2
+    assert [(item["event"], item["lines_not_sent"]) for item in captured] == [
+        ("log_export_unfinished", 1)]
 
 
 def test_the_worker_sends_a_full_batch_without_waiting_for_the_interval(
