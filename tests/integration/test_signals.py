@@ -190,23 +190,30 @@ def test_agent_keeps_answering_chats_while_redis_is_down(tmp_path) -> None:
     assert 'luminamind_checkpoint_errors_total{backend="redis",operation="save"} 1.0' in metrics
 
 
-def test_sigterm_flushes_the_spans_of_the_last_request(tmp_path) -> None:
+def test_sigterm_flushes_the_spans_and_logs_of_the_last_request(tmp_path) -> None:
     with OtlpReceiver() as otlp, LoopbackLab(tmp_path) as lab:
         redis = lab.start_redis()
-        # A batch delay far longer than the test: only the shutdown flush can export.
+        # Batch delays far longer than the test: only the shutdown flush can export.
         agent = lab.start_agent(redis, agent_env(otlp, AGENT_LATENCY_SCALE="0",
-                                                 OTEL_BSP_SCHEDULE_DELAY="600000"))
+                                                 OTEL_BSP_SCHEDULE_DELAY="600000",
+                                                 OTEL_BLRP_SCHEDULE_DELAY="600000"))
         trace_id = httpx.post(f"{agent.url}/v1/chat", timeout=10,
                               json={"thread_id": "flush", "message": "hello"}
                               ).headers["X-Trace-Id"]
         exported_before_stop = {span.trace_id for span in otlp.spans}
+        logged_before_stop = {record.trace_id for record in otlp.logs}
 
         agent.stop(signal.SIGTERM)
 
         exported_after_stop = {span.trace_id for span in otlp.spans}
+        events_after_stop = [json.loads(record.body)["event"] for record in otlp.logs]
+        logged_after_stop = {record.trace_id for record in otlp.logs}
 
-    assert trace_id not in exported_before_stop
+    assert trace_id not in exported_before_stop | logged_before_stop
     assert trace_id in exported_after_stop
+    assert trace_id in logged_after_stop
+    # The agent's very last line, written after the server stopped, is exported too.
+    assert "agent_stopped" in events_after_stop
 
 
 @pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json"])
