@@ -217,6 +217,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
             tracer_provider.shutdown()
         await store.redis.aclose()
         log.info("agent_stopped")
+        # Here rather than after uvicorn.run(): on SIGTERM uvicorn ends by raising the signal
+        # again, which ends the process before any code after run() could export anything.
+        # Limitation: uvicorn's last two lines, after this, are on stdout only.
         if log_shipper is not None:
             log_shipper.shutdown()
 

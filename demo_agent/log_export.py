@@ -47,6 +47,7 @@ EXPORT_TIMEOUT_S = 10.0
 # Within the 10 s a container gets between SIGTERM and SIGKILL, with the spans' flush.
 SHUTDOWN_TIMEOUT_S = 3.0
 MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_DOUBLINGS = 16
 SEVERITY = {
     "debug": Severity.SEVERITY_NUMBER_DEBUG,
     "info": Severity.SEVERITY_NUMBER_INFO,
@@ -147,6 +148,7 @@ class LogShipper:
         # A batch that failed and is retried before anything newer.
         self._pending: list[QueuedLine] = []
         self._failures = 0
+        self._refusing = False
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -188,7 +190,10 @@ class LogShipper:
             stopping = self._stopped.is_set()
             self._flush_or_drop()
             if stopping:
-                return
+                break
+        left = len(self._pending) + len(self._queue)
+        if left:
+            log.warning("log_export_unfinished", endpoint=self._endpoint, lines_not_sent=left)
 
     def _flush_or_drop(self) -> None:
         try:
@@ -203,7 +208,10 @@ class LogShipper:
     def _next_delay(self) -> float:
         if self._failures == 0:
             return self._interval_s
-        return min(self._interval_s * 2 ** self._failures, MAX_BACKOFF_S)
+        # The exponent is capped first: 2 ** 1024 is past what a float can hold, and an
+        # endpoint can be down for that many attempts (an unattended night).
+        return min(self._interval_s * 2 ** min(self._failures, MAX_BACKOFF_DOUBLINGS),
+                   MAX_BACKOFF_S)
 
     def _export_queued(self) -> bool:
         # Only what is queued now: lines arriving meanwhile wait for the next round, so a
@@ -225,8 +233,13 @@ class LogShipper:
             self._post(encode_lines(lines, self._resource))
         except ExportRefused as error:
             LOG_RECORDS_DROPPED.labels(reason="refused").inc(len(lines))
-            log.error("log_export_refused", endpoint=self._endpoint, error=str(error),
-                      dropped=len(lines))
+            # Once per run of refusals: the event is itself a line for the same endpoint,
+            # and logging each refusal would keep refusing lines about refusals.
+            if not self._refusing:
+                log.error("log_export_refused", endpoint=self._endpoint, error=str(error),
+                          dropped=len(lines),
+                          note="refused lines are dropped and counted until a batch is taken")
+            self._refusing = True
             return True
         except OSError as error:
             if self._failures == 0:
@@ -234,8 +247,9 @@ class LogShipper:
                             retry="with backoff; lines are kept while the queue has room")
             self._failures += 1
             return False
-        if self._failures:
+        if self._failures or self._refusing:
             log.info("log_export_recovered", endpoint=self._endpoint,
                      failed_attempts=self._failures)
             self._failures = 0
+            self._refusing = False
         return True

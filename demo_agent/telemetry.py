@@ -3,7 +3,8 @@
 Log events pass one visible processor chain that ends in a JSON line. The lab's own parts
 are a processor that adds the active trace and span ids, and the logger at the end of the
 chain, which prints that line on stdout and, when an OTLP logs endpoint is set, hands the
-very same line to the log exporter (log_export.py; Loki in the compose stack): what
+very same line to the log exporter (log_export.py; Loki in the compose stack). uvicorn's and
+the standard library's records take the same way (ExportingStreamHandler), so what
 `docker compose logs` shows is what Loki stores.
 """
 
@@ -23,7 +24,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from demo_agent.log_export import HttpPoster, LogShipper, resource_of
+from demo_agent.log_export import SEVERITY, HttpPoster, LogShipper, resource_of
 from demo_agent.settings import Settings
 
 TRACER_NAME = "demo_agent"
@@ -68,14 +69,8 @@ class AgentLogger(structlog.PrintLogger):
 
     def _write(self, level: str, line: str) -> None:
         super().msg(line)
-        if self._shipper is None:
-            return
-        context = trace.get_current_span().get_span_context()
-        if context.trace_flags.sampled:
-            self._shipper.submit(self.name, level, line, context.trace_id, context.span_id)
-        else:
-            # An unsampled request's ids lead to no trace: its lines name none.
-            self._shipper.submit(self.name, level, line)
+        if self._shipper is not None:
+            export_line(self._shipper, self.name, level, line)
 
     # structlog calls the method named after the event's level with the rendered line.
     debug = functools.partialmethod(_write, "debug")
@@ -88,6 +83,38 @@ class AgentLogger(structlog.PrintLogger):
     err = exception = error
     fatal = failure = critical
     log = msg = info
+
+
+def export_line(shipper: LogShipper, scope: str, level: str, line: str) -> None:
+    """Hand a printed line to the exporter with the ids of the active span, if recorded."""
+    context = trace.get_current_span().get_span_context()
+    if context.trace_flags.sampled:
+        shipper.submit(scope, level, line, context.trace_id, context.span_id)
+    else:
+        # An unsampled request's ids lead to no trace: its lines name none.
+        shipper.submit(scope, level, line)
+
+
+class ExportingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Standard-library records (uvicorn's start and stop, invalid HTTP requests, the
+    traceback of an unhandled error, the OpenTelemetry SDK's export errors): printed as
+    JSON lines like the agent's own events, and exported the same way."""
+
+    def __init__(self, stream: TextIO, shipper: LogShipper | None) -> None:
+        super().__init__(stream)
+        self._shipper = shipper
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except Exception:
+            self.handleError(record)
+            return
+        if self._shipper is not None:
+            level = record.levelname.lower()
+            export_line(self._shipper, record.name, level if level in SEVERITY else "info", line)
 
 
 class AgentLoggerFactory:
@@ -131,16 +158,15 @@ def configure_logging(settings: Settings, log_shipper: LogShipper | None) -> Non
         logger_factory=AgentLoggerFactory(log_shipper),
         cache_logger_on_first_use=True,
     )
-    _route_stdlib_logging(level, event_enrichers())
+    _route_stdlib_logging(level, stdlib_handler(sys.stdout, log_shipper))
 
 
-def _route_stdlib_logging(level: int, shared: list[Any]) -> None:
-    """uvicorn logs through the standard library: render those records as JSON lines too."""
-
-    handler = logging.StreamHandler(sys.stdout)
+def stdlib_handler(stream: TextIO, shipper: LogShipper | None) -> ExportingStreamHandler:
+    """The handler of standard-library records: the agent's enrichers, then a JSON line."""
+    handler = ExportingStreamHandler(stream, shipper)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=event_enrichers(),
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -148,6 +174,12 @@ def _route_stdlib_logging(level: int, shared: list[Any]) -> None:
             ],
         )
     )
+    return handler
+
+
+def _route_stdlib_logging(level: int, handler: logging.Handler) -> None:
+    """uvicorn logs through the standard library: its records go through `handler` too,
+    so that every line on stdout is also in Loki."""
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

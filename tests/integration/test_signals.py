@@ -207,6 +207,8 @@ def test_sigterm_flushes_the_spans_and_logs_of_the_last_request(tmp_path) -> Non
 
         exported_after_stop = {span.trace_id for span in otlp.spans}
         events_after_stop = [json.loads(record.body)["event"] for record in otlp.logs]
+        uvicorn_lines = [json.loads(record.body) for record in otlp.logs
+                         if record.scope_name == "uvicorn.error"]
         logged_after_stop = {record.trace_id for record in otlp.logs}
 
     assert trace_id not in exported_before_stop | logged_before_stop
@@ -214,6 +216,9 @@ def test_sigterm_flushes_the_spans_and_logs_of_the_last_request(tmp_path) -> Non
     assert trace_id in logged_after_stop
     # The agent's very last line, written after the server stopped, is exported too.
     assert "agent_stopped" in events_after_stop
+    # uvicorn's own lines are the same JSON lines, exported the same way.
+    startup = [line for line in uvicorn_lines if line["event"] == "Application startup complete."]
+    assert [line["level"] for line in startup] == ["info"]
 
 
 @pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import structlog
 from opentelemetry import trace
@@ -12,7 +13,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from demo_agent.log_export import LogShipper, resource_of
-from demo_agent.telemetry import AgentLogger, event_processors, start_child_span
+from demo_agent.telemetry import (
+    AgentLogger,
+    event_processors,
+    start_child_span,
+    stdlib_handler,
+)
 from lab.otlp_receiver import ReceivedLog, decode_logs
 
 
@@ -106,6 +112,31 @@ def test_no_record_is_exported_without_a_log_pipeline() -> None:
     log.info("request_handled", status=404)
 
     assert json.loads(stdout.getvalue())["status"] == 404
+
+
+def test_a_standard_library_record_is_printed_and_exported_as_one_json_line() -> None:
+    stdout = io.StringIO()
+    bodies: list[bytes] = []
+    shipper = LogShipper(bodies.append, resource_of({"service.name": "test"}), interval_s=3600)
+    logger = logging.getLogger("uvicorn.error.test")
+    logger.addHandler(stdlib_handler(stdout, shipper))
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logger.exception("Exception in ASGI application")
+    finally:
+        logger.handlers.clear()
+        shipper.shutdown()
+
+    [line] = stdout.getvalue().splitlines()
+    [record] = [record for body in bodies for record in decode_logs(body)]
+    assert record.body == line
+    assert (record.severity_text, record.scope_name) == ("ERROR", "uvicorn.error.test")
+    event = json.loads(line)
+    assert event["event"] == "Exception in ASGI application"
+    assert "RuntimeError: boom" in event["exception"]
 
 
 def test_no_child_span_is_started_under_an_unrecorded_request() -> None:

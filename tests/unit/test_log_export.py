@@ -152,6 +152,54 @@ def test_export_failures_are_logged_when_they_start_and_when_they_end(
     assert captured[1]["failed_attempts"] == 2
 
 
+def test_a_run_of_refusals_is_logged_once_so_the_log_line_cannot_feed_itself(
+        endpoint: Endpoint) -> None:
+    shipper = LogShipper(endpoint, RESOURCE, interval_s=3600)
+    endpoint.failure = ExportRefused("HTTP 400: structured metadata is disabled")
+    try:
+        with structlog.testing.capture_logs() as captured:
+            for round_ in range(3):
+                submit_lines(shipper, f"line {round_}")
+                shipper.flush()
+            endpoint.failure = None
+            submit_lines(shipper, "taken")
+            shipper.flush()
+    finally:
+        shipper.shutdown()
+
+    assert [item["event"] for item in captured] == ["log_export_refused",
+                                                    "log_export_recovered"]
+    assert endpoint.lines() == ["taken"]
+
+
+def test_the_backoff_stays_at_its_ceiling_however_long_the_endpoint_is_down(
+        shipper: LogShipper, endpoint: Endpoint) -> None:
+    endpoint.failure = ConnectionRefusedError("connection refused")
+    submit_lines(shipper, "waiting")
+    delays = []
+    for _ in range(1100):
+        shipper.flush()
+        delays.append(shipper._next_delay())  # noqa: SLF001 (the worker's next wait)
+
+    assert max(delays) == delays[-1] == 30.0
+    endpoint.failure = None
+    assert shipper.flush()
+    assert endpoint.lines() == ["waiting"]
+
+
+def test_lines_an_unreachable_endpoint_never_got_are_named_at_shutdown(
+        endpoint: Endpoint) -> None:
+    shipper = LogShipper(endpoint, RESOURCE, interval_s=3600)
+    endpoint.failure = ConnectionRefusedError("connection refused")
+    submit_lines(shipper, "a", "b")
+
+    with structlog.testing.capture_logs() as captured:
+        shipper.shutdown()
+
+    unfinished = [item for item in captured if item["event"] == "log_export_unfinished"]
+    assert [item["lines_not_sent"] for item in unfinished] == [2]
+
+
 def test_shutdown_sends_what_is_still_queued(endpoint: Endpoint) -> None:
     shipper = LogShipper(endpoint, RESOURCE, interval_s=3600)
     submit_lines(shipper, "last words")
