@@ -41,7 +41,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         "or lower max_alerts in the Alertmanager webhook config",
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

@@ -135,7 +135,7 @@ def measure(lab: LoopbackLab, redis: Component, otlp: OtlpReceiver, script: Path
 
 
 def at_least_one(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of 1 or more")
     return int(raw)
 

@@ -244,14 +244,16 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 
 # The statuses each route can answer. Their series exist from the start (at zero), so an
 # error ratio has a denominator before the first error, and bad input never adds a series.
+# Every route can answer 413: BodySizeLimit refuses a large body before routing, even one
+# sent to a route that takes none.
 ROUTE_STATUSES = {
     ("POST", "/v1/chat"): (200, 400, 413, 422, 500, 502),
     ("POST", "/v1/feedback"): (202, 400, 413, 422, 500),
-    ("GET", "/healthz"): (200, 500),
-    ("GET", "/readyz"): (200, 500, 503),
-    ("GET", "/admin/faults"): (200, 500),
+    ("GET", "/healthz"): (200, 413, 500),
+    ("GET", "/readyz"): (200, 413, 500, 503),
+    ("GET", "/admin/faults"): (200, 413, 500),
     ("PUT", "/admin/faults"): (200, 400, 413, 422, 500),
-    ("DELETE", "/admin/faults"): (200, 500),
+    ("DELETE", "/admin/faults"): (200, 413, 500),
 }
 
 

@@ -75,8 +75,9 @@ def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -
     raw = env.get(name)
     if raw is None:
         return default
-    # Digits only: int() would also take "8_000" or " 80 ".
-    if not raw.isdigit():
+    # ASCII digits only: int() would also take "8_000" or " 80 ", and isdigit() alone takes
+    # superscripts that int() refuses and other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()):
         raise SettingsError(f"{name}={raw!r} is not a whole number")
     value = int(raw)
     if not low <= value <= high:
@@ -109,7 +110,11 @@ REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 def _redis_url(env: dict[str, str]) -> str:
     value = env.get("AGENT_REDIS_URL", Settings.redis_url)
-    shown = redact_url(value)
+    try:
+        shown = redact_url(value)
+    except ValueError as error:
+        # Not even a URL (an unclosed "[" of an IPv6 host): nothing to redact it by.
+        raise SettingsError(f"AGENT_REDIS_URL is not a usable Redis URL: {error}") from None
     if not value.startswith(REDIS_URL_SCHEMES):
         raise SettingsError(f"AGENT_REDIS_URL={shown!r} must start with "
                             f"{', '.join(REDIS_URL_SCHEMES)}, e.g. redis://127.0.0.1:6379/0")
@@ -132,20 +137,28 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+OTLP_ENDPOINT_EXAMPLES = {
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:3100/otlp/v1/logs",
+}
 
 
 def check_otlp_endpoints(env: dict[str, str]) -> None:
-    """An OTLP endpoint that is set must be an http(s) URL with a host: a typo would
-    otherwise only show as an export error logged for every batch."""
-    for name in OTLP_ENDPOINT_VARIABLES:
+    """An OTLP endpoint that is set must be an http(s) URL with a host and a usable port:
+    a typo would otherwise only show as an export error logged for every batch."""
+    for name, example in OTLP_ENDPOINT_EXAMPLES.items():
         value = env.get(name)
         if not value:
             continue
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"{name}={value!r} must be an http(s) URL, "
-                                "e.g. http://jaeger:4318/v1/traces")
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as error:
+            raise SettingsError(f"{name}={value!r} is not a URL ({error}), e.g. {example}"
+                                ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+            raise SettingsError(f"{name}={value!r} must be an http(s) URL with a host "
+                                f"(and a port of 1..65535 if any), e.g. {example}")
 
 
 def _memory_limit(env: dict[str, str]) -> int:

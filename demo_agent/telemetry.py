@@ -28,6 +28,7 @@ from demo_agent.log_export import SEVERITY, HttpPoster, LogShipper, resource_of
 from demo_agent.settings import Settings
 
 TRACER_NAME = "demo_agent"
+SPAN_EXPORT_TIMEOUT_S = 3.0
 
 
 def add_logger_name(logger: Any, _: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +220,11 @@ def build_tracer_provider(settings: Settings) -> TracerProvider | None:
         return None
     provider = TracerProvider(resource=_resource(settings))
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # Each export, the last one at shutdown included, gives up after this long: with the
+        # log export's own 3 s, a stopping agent stays within the 10 s Docker waits before
+        # it kills a container, even when Jaeger does not answer.
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(timeout=SPAN_EXPORT_TIMEOUT_S)))
     return provider
 
 

@@ -16,6 +16,9 @@ def listen_problem(host: str, port: int, host_variable: str, port_variable: str)
             host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
         return f"{host_variable}={host!r} is not an address of this machine: {error.strerror}"
+    except UnicodeError as error:
+        # A name the resolver cannot even encode, such as a label over 63 characters.
+        return f"{host_variable}={host!r} is not a host name: {error}"
     with socket.socket(family, kind, proto) as probe:
         # As uvicorn does, so a port in TIME_WAIT from the last run counts as free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

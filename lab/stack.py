@@ -113,7 +113,7 @@ def lab_settings(
 
 def host_port(endpoint: Endpoint, settings: Mapping[str, str]) -> int:
     raw = settings.get(endpoint.variable, "")
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 65536:
         raise StackError(
             f"{endpoint.variable}={raw!r} is not a port number: set it to 1-65535 in .env "
             "(or in the shell, which wins over .env)"

@@ -158,7 +158,7 @@ def agent_url(raw: str) -> str:
 
 
 def positive_users(raw: str) -> int:
-    if not raw.strip().isdigit() or int(raw) < 1:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of users, 1 or more")
     return int(raw)
 

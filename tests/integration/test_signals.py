@@ -10,6 +10,7 @@ import json
 import math
 import re
 import signal
+import socket
 import time
 import uuid
 
@@ -219,6 +220,31 @@ def test_sigterm_flushes_the_spans_and_logs_of_the_last_request(tmp_path) -> Non
     # uvicorn's own lines are the same JSON lines, exported the same way.
     startup = [line for line in uvicorn_lines if line["event"] == "Application startup complete."]
     assert [line["level"] for line in startup] == ["info"]
+
+
+def test_sigterm_stops_the_agent_in_time_when_jaeger_and_loki_do_not_answer(tmp_path) -> None:
+    # A socket that listens but never accepts: connections open, requests get no answer.
+    with socket.socket() as silent, LoopbackLab(tmp_path) as lab:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        redis = lab.start_redis()
+        agent = lab.start_agent(redis, {
+            "AGENT_LATENCY_SCALE": "0",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{endpoint}/v1/traces",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{endpoint}/v1/logs",
+        })
+        chat = httpx.post(f"{agent.url}/v1/chat", timeout=10,
+                          json={"thread_id": "silent", "message": "hello"})
+
+        started = time.monotonic()
+        agent.process.send_signal(signal.SIGTERM)
+        agent.process.wait(timeout=30)
+        stopped_after = time.monotonic() - started
+
+    assert chat.status_code == 200
+    # Docker waits 10 s after SIGTERM before it kills a container.
+    assert stopped_after < 9, f"the agent took {stopped_after:.1f} s to stop"
 
 
 @pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json"])

@@ -134,6 +134,11 @@ def test_bad_input_creates_no_new_metric_series(client: AppClient) -> None:
     client.post("/v1/chat", content=b"x" * 70_000, headers={"content-type": "application/json"})
     client.get("/v1/chat")
     client.put("/admin/faults", json={"error_rate": 7})
+    # A body too large for any route, even one that takes none, is refused before routing.
+    for method, path in (("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/admin/faults"),
+                         ("DELETE", "/admin/faults")):
+        refused = client.request(method, path, content=b"x" * 70_000)
+        assert refused.status_code == 413
 
     assert series_keys() == before
 

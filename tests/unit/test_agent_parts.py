@@ -232,3 +232,34 @@ def test_settings_refuse_an_otlp_endpoint_that_is_not_a_url() -> None:
 def test_settings_refuse_a_port_written_with_an_underscore() -> None:
     with pytest.raises(SettingsError, match="AGENT_PORT='8_000' is not a whole number"):
         Settings.from_env({"AGENT_PORT": "8_000"})
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "８０００"])
+def test_settings_take_only_ascii_digits_as_a_whole_number(raw: str) -> None:
+    with pytest.raises(SettingsError, match=f"AGENT_PORT='{raw}' is not a whole number"):
+        Settings.from_env({"AGENT_PORT": raw})
+
+
+@pytest.mark.parametrize(("endpoint", "reason"), [
+    ("http://[::1", "is not a URL"),
+    ("http://127.0.0.1:abc/v1/logs", "is not a URL"),
+    ("http://127.0.0.1:99999/v1/logs", "is not a URL"),
+    ("http://127.0.0.1:0/v1/logs", "with a host"),
+])
+def test_settings_refuse_an_otlp_endpoint_with_a_port_no_export_could_reach(
+        endpoint: str, reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason) as refused:
+        Settings.from_env({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": endpoint})
+
+    assert "e.g. http://loki:3100/otlp/v1/logs" in str(refused.value)
+
+
+def test_settings_refuse_a_redis_url_that_is_not_even_a_url() -> None:
+    with pytest.raises(SettingsError, match="AGENT_REDIS_URL is not a usable Redis URL"):
+        Settings.from_env({"AGENT_REDIS_URL": "redis://[::1"})
+
+
+def test_a_host_name_the_resolver_cannot_encode_is_a_problem_not_a_crash() -> None:
+    problem = listen_problem("a" * 70, free_port(), "AGENT_HOST", "AGENT_PORT")
+
+    assert problem is not None and problem.startswith("AGENT_HOST='aaaa")
