@@ -185,12 +185,12 @@ def report(results: dict[bool, list[Round]], args: argparse.Namespace,
               f"{args.connections} wrk connections, no simulated latency, "
               f"trace rate cap {cap}\n")
     out.write(f"{'instrumentation':<18}{'median req/s':>14}{'agent CPU ms/req':>18}"
-              f"{'rounds (req/s)':>26}\n")
+              f"  rounds (req/s)\n")
     for label, key in (("off (baseline)", False), ("on", True)):
         rounds = results[key]
         cpu = statistics.median(item.cpu_ms_per_request for item in rounds)
         rates = ", ".join(f"{item.requests_per_sec:.0f}" for item in rounds)
-        out.write(f"{label:<18}{median_rate(rounds):>14.1f}{cpu:>18.2f}{rates:>26}\n")
+        out.write(f"{label:<18}{median_rate(rounds):>14.1f}{cpu:>18.2f}  {rates}\n")
     overhead = 1 - median_rate(results[True]) / median_rate(results[False])
     out.write(f"overhead: {overhead:.1%} of throughput (target < {TARGET_OVERHEAD:.0%}); "
               f"spans received: {exported_spans}\n")
