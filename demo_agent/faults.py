@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from demo_agent.metrics import FAULT_SETTING
 
@@ -50,6 +51,16 @@ class FaultUpdate(BaseModel):
     accuracy_drift: float | None = Field(None, ge=0.0, le=1.0)
     cache_bypass: bool | None = None
     memory_ballast_mb: int | None = Field(None, ge=0, le=4096)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any) -> Any:
+        # None is how the model says "not given"; a null sent on purpose would otherwise be
+        # answered 200 while changing nothing.
+        if value is None:
+            raise PydanticCustomError("null_knob", "null is not a value: leave the knob out "
+                                      "to keep it as it is")
+        return value
 
 
 class FaultDefaultsError(ValueError):

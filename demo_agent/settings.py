@@ -59,7 +59,7 @@ class Settings:
             # The SDK's variable for its log batch delay, in milliseconds.
             log_export_interval_s=_int(env, "OTEL_BLRP_SCHEDULE_DELAY", 1000,
                                        low=1, high=600_000) / 1000,
-            service_name=env.get("OTEL_SERVICE_NAME", cls.service_name),
+            service_name=_service_name(env),
             fault_defaults={
                 key.removeprefix("AGENT_FAULT_").lower(): value
                 for key, value in env.items()
@@ -69,6 +69,14 @@ class Settings:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _service_name(env: dict[str, str]) -> str:
+    value = env.get("OTEL_SERVICE_NAME", Settings.service_name)
+    if not value.strip():
+        # Loki's stream label and Jaeger's service list would show an empty name.
+        raise SettingsError("OTEL_SERVICE_NAME is empty; leave it unset for luminamind")
+    return value
 
 
 def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -> int:

@@ -298,3 +298,13 @@ def test_an_unexpected_failure_answers_json_500_and_counts_it(
     assert REGISTRY.get_sample_value("luminamind_requests_total", {
         "method": "POST", "endpoint": "/v1/chat", "status": "500"}) >= 1
     assert series_keys() == before
+
+
+def test_a_null_knob_is_refused_rather_than_answered_as_a_change(client: AppClient) -> None:
+    before = client.get("/admin/faults").json()
+
+    response = client.put("/admin/faults", json={"error_rate": None})
+
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("error_rate: null is not a value")
+    assert client.get("/admin/faults").json() == before

@@ -263,3 +263,8 @@ def test_a_host_name_the_resolver_cannot_encode_is_a_problem_not_a_crash() -> No
     problem = listen_problem("a" * 70, free_port(), "AGENT_HOST", "AGENT_PORT")
 
     assert problem is not None and problem.startswith("AGENT_HOST='aaaa")
+
+
+def test_settings_refuse_an_empty_service_name() -> None:
+    with pytest.raises(SettingsError, match="OTEL_SERVICE_NAME is empty"):
+        Settings.from_env({"OTEL_SERVICE_NAME": " "})
