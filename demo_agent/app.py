@@ -8,8 +8,9 @@ returns that span's trace id in the X-Trace-Id header.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -195,6 +196,23 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
 
+# The SDK's own shutdown may wait 30 s for an export a slow Jaeger trickles its answer to.
+SPAN_SHUTDOWN_TIMEOUT_S = 3.0
+
+
+def shutdown_within(shutdown: Callable[[], object], timeout_s: float, what: str) -> bool:
+    """Run `shutdown` for at most timeout_s (in a thread left behind if it takes longer),
+    so a stopping agent stays within the 10 s Docker gives it; False, and a warning, if
+    it did not finish."""
+    worker = threading.Thread(target=shutdown, name=f"{what}-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        log.warning(f"{what}_unfinished", waited_s=timeout_s)
+        return False
+    return True
+
+
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None,
                log_shipper: LogShipper | None = None,
                faults: FaultState | None = None) -> FastAPI:
@@ -212,9 +230,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         log.info("agent_started", host=settings.host, port=settings.port,
                  redis_url=redact_url(settings.redis_url), instrumentation=settings.instrumentation)
         yield
-        # Spans and logs of the last requests are still in the batch processors.
+        # Spans of the last requests are still in the batch processor.
         if tracer_provider is not None:
-            tracer_provider.shutdown()
+            shutdown_within(tracer_provider.shutdown, SPAN_SHUTDOWN_TIMEOUT_S, "span_export")
         await store.redis.aclose()
         log.info("agent_stopped")
         # Here rather than after uvicorn.run(): on SIGTERM uvicorn ends by raising the signal

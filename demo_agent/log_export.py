@@ -112,14 +112,22 @@ class HttpPoster:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def __call__(self, body: bytes) -> None:
+        # Limitation: the timeout bounds each socket read, not the whole post, so an endpoint
+        # that trickles its answer a byte at a time holds the export up (not the agent's
+        # requests, and not its shutdown, which waits at most SHUTDOWN_TIMEOUT_S).
         request = urllib.request.Request(self.endpoint, data=body, method="POST",
                                          headers={"Content-Type": "application/x-protobuf"})
         try:
             with self._opener.open(request, timeout=self._timeout_s) as response:
                 response.read()
+        except http.client.InvalidURL as error:
+            raise ExportRefused(f"the endpoint is not a usable URL: {error}") from None
         except http.client.HTTPException as error:
             # A connection that broke mid-answer: as retryable as one that never opened.
             raise OSError(f"{type(error).__name__}: {error}") from None
+        except UnicodeError as error:
+            # A host name the resolver cannot encode: no retry will change it.
+            raise ExportRefused(f"the endpoint's host is not a usable name: {error}") from None
         except urllib.error.HTTPError as error:
             detail = error.read(200).decode("utf-8", "replace").strip()
             if 400 <= error.code < 500 and error.code != 429:
@@ -203,7 +211,10 @@ class LogShipper:
             # and keep the thread alive for the lines after it.
             dropped, self._pending = len(self._pending), []
             LOG_RECORDS_DROPPED.labels(reason="refused").inc(dropped)
-            log.exception("log_export_crashed", dropped=dropped)
+            # Once per run, like a refusal: the event is itself a line of the next batch.
+            if not self._refusing:
+                log.exception("log_export_crashed", dropped=dropped)
+            self._refusing = True
 
     def _next_delay(self) -> float:
         if self._failures == 0:

@@ -87,6 +87,9 @@ def _int(env: dict[str, str], name: str, default: int, *, low: int, high: int) -
     # superscripts that int() refuses and other scripts' digits.
     if not (raw.isascii() and raw.isdigit()):
         raise SettingsError(f"{name}={raw!r} is not a whole number")
+    if len(raw.lstrip("0")) > len(str(high)):
+        # Out of range whatever its digits, and past a few thousand of them int() refuses.
+        raise SettingsError(f"{name}={raw[:20]}... is outside {low}..{high}")
     value = int(raw)
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is outside {low}..{high}")
@@ -161,7 +164,9 @@ def check_otlp_endpoints(env: dict[str, str]) -> None:
         try:
             parts = urlsplit(value)
             port = parts.port
-        except ValueError as error:
+            # A host the resolver cannot even encode (a label over 63 characters, "a..b").
+            (parts.hostname or "").encode("idna")
+        except (ValueError, UnicodeError) as error:
             raise SettingsError(f"{name}={value!r} is not a URL ({error}), e.g. {example}"
                                 ) from None
         if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:

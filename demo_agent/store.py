@@ -37,7 +37,8 @@ def _decode(raw: bytes | None, key: str, valid: Callable[[Any], bool]) -> Any:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser's stack, e.g. "[" * 200000.
         value = None
     if value is None or not valid(value):
         log.warning("redis_value_unreadable", key=key, hint="the value is replaced on next write")

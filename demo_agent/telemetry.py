@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from demo_agent.log_export import SEVERITY, HttpPoster, LogShipper, resource_of
-from demo_agent.settings import Settings
+from demo_agent.settings import Settings, redact_url
 
 TRACER_NAME = "demo_agent"
 SPAN_EXPORT_TIMEOUT_S = 3.0
@@ -204,7 +204,7 @@ def build_log_shipper(settings: Settings) -> LogShipper | None:
     return LogShipper(HttpPoster(settings.logs_endpoint),
                       resource_of(_resource(settings).attributes),
                       interval_s=settings.log_export_interval_s,
-                      endpoint=settings.logs_endpoint)
+                      endpoint=redact_url(settings.logs_endpoint))
 
 
 def build_tracer_provider(settings: Settings) -> TracerProvider | None:

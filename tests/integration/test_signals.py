@@ -247,7 +247,8 @@ def test_sigterm_stops_the_agent_in_time_when_jaeger_and_loki_do_not_answer(tmp_
     assert stopped_after < 9, f"the agent took {stopped_after:.1f} s to stop"
 
 
-@pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json"])
+@pytest.mark.parametrize("stray", [b"[1, 2]", b'{"reply": 7}', b"\xff not json",
+                                   b"[" * 200_000 + b"]" * 200_000])
 def test_a_stray_value_in_redis_is_a_miss_not_a_failed_chat(
     loaded_lab: LoadedLab, stray: bytes
 ) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 from pathlib import Path
 
 import pytest
+import structlog
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from demo_agent.agent import AccuracyTracker, SessionTracker
+from demo_agent.app import shutdown_within
 from demo_agent.faults import (
     FaultDefaultsError,
     FaultKnobs,
@@ -268,3 +271,23 @@ def test_a_host_name_the_resolver_cannot_encode_is_a_problem_not_a_crash() -> No
 def test_settings_refuse_an_empty_service_name() -> None:
     with pytest.raises(SettingsError, match="OTEL_SERVICE_NAME is empty"):
         Settings.from_env({"OTEL_SERVICE_NAME": " "})
+
+
+def test_settings_refuse_an_otlp_endpoint_whose_host_cannot_be_a_name() -> None:
+    with pytest.raises(SettingsError, match="is not a URL"):
+        Settings.from_env({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://{'a' * 64}.com/v1/logs"})
+
+
+def test_settings_refuse_a_whole_number_of_thousands_of_digits_as_out_of_range() -> None:
+    with pytest.raises(SettingsError, match=r"AGENT_PORT=9{20}\.\.\. is outside 1\.\.65535"):
+        Settings.from_env({"AGENT_PORT": "9" * 5000})
+
+
+def test_a_shutdown_that_hangs_is_left_behind_after_its_time() -> None:
+    release = threading.Event()
+    with structlog.testing.capture_logs() as captured:
+        finished = shutdown_within(lambda: release.wait(10), 0.1, "span_export")
+    release.set()
+
+    assert finished is False
+    assert [item["event"] for item in captured] == ["span_export_unfinished"]

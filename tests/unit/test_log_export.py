@@ -298,3 +298,8 @@ def test_the_poster_reports_an_unreachable_endpoint_as_retryable() -> None:
 
     with pytest.raises(OSError):
         HttpPoster(f"http://127.0.0.1:{port}/v1/logs", timeout_s=2)(b"")
+
+
+def test_the_poster_refuses_an_endpoint_whose_host_cannot_be_encoded() -> None:
+    with pytest.raises(ExportRefused, match="not a usable name"):
+        HttpPoster(f"http://{'a' * 64}.com/v1/logs")(b"")
