@@ -186,8 +186,7 @@ class LogShipper:
         self._wake.set()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            log.warning("log_export_unfinished", endpoint=self._endpoint,
-                        lines_not_sent=len(self._pending) + len(self._queue))
+            self._warn_unfinished()
 
     def _run(self) -> None:
         while True:
@@ -196,25 +195,15 @@ class LogShipper:
             # Stopping is read before the export, so lines that arrive while it runs still
             # get the round after it.
             stopping = self._stopped.is_set()
-            self._flush_or_drop()
+            self.flush()
             if stopping:
                 break
-        left = len(self._pending) + len(self._queue)
-        if left:
-            log.warning("log_export_unfinished", endpoint=self._endpoint, lines_not_sent=left)
+        if self._pending or self._queue:
+            self._warn_unfinished()
 
-    def _flush_or_drop(self) -> None:
-        try:
-            self.flush()
-        except Exception:
-            # A batch that cannot even be encoded would fail forever: drop it, count it,
-            # and keep the thread alive for the lines after it.
-            dropped, self._pending = len(self._pending), []
-            LOG_RECORDS_DROPPED.labels(reason="refused").inc(dropped)
-            # Once per run, like a refusal: the event is itself a line of the next batch.
-            if not self._refusing:
-                log.exception("log_export_crashed", dropped=dropped)
-            self._refusing = True
+    def _warn_unfinished(self) -> None:
+        log.warning("log_export_unfinished", endpoint=self._endpoint,
+                    lines_not_sent=len(self._pending) + len(self._queue))
 
     def _next_delay(self) -> float:
         if self._failures == 0:
@@ -243,14 +232,9 @@ class LogShipper:
         try:
             self._post(encode_lines(lines, self._resource))
         except ExportRefused as error:
-            LOG_RECORDS_DROPPED.labels(reason="refused").inc(len(lines))
-            # Once per run of refusals: the event is itself a line for the same endpoint,
-            # and logging each refusal would keep refusing lines about refusals.
-            if not self._refusing:
-                log.error("log_export_refused", endpoint=self._endpoint, error=str(error),
-                          dropped=len(lines),
-                          note="refused lines are dropped and counted until a batch is taken")
-            self._refusing = True
+            self._drop_refused(lines, "log_export_refused", error=str(error),
+                               note="refused lines are dropped and counted until a batch "
+                                    "is taken")
             return True
         except OSError as error:
             if self._failures == 0:
@@ -258,9 +242,22 @@ class LogShipper:
                             retry="with backoff; lines are kept while the queue has room")
             self._failures += 1
             return False
+        except Exception:
+            # A batch that cannot even be encoded would fail forever: drop it like a refused
+            # one, and keep the thread alive for the lines after it.
+            self._drop_refused(lines, "log_export_crashed", exc_info=True)
+            return True
         if self._failures or self._refusing:
             log.info("log_export_recovered", endpoint=self._endpoint,
                      failed_attempts=self._failures)
             self._failures = 0
             self._refusing = False
         return True
+
+    def _drop_refused(self, lines: list[QueuedLine], event: str, **fields: Any) -> None:
+        """Count a batch that no retry can deliver, and log it once per run of them: the
+        event is itself a line of the next batch, which would be refused in turn."""
+        LOG_RECORDS_DROPPED.labels(reason="refused").inc(len(lines))
+        if not self._refusing:
+            log.error(event, endpoint=self._endpoint, dropped=len(lines), **fields)
+        self._refusing = True

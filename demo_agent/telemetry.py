@@ -220,9 +220,8 @@ def build_tracer_provider(settings: Settings) -> TracerProvider | None:
         return None
     provider = TracerProvider(resource=_resource(settings))
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        # Each export, the last one at shutdown included, gives up after this long: with the
-        # log export's own 3 s, a stopping agent stays within the 10 s Docker waits before
-        # it kills a container, even when Jaeger does not answer.
+        # Each export gives up after this long on a Jaeger that does not answer, so the
+        # last one fits in the 3 s the agent's shutdown gives the span flush (app.py).
         provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(timeout=SPAN_EXPORT_TIMEOUT_S)))
     return provider

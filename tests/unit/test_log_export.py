@@ -303,3 +303,23 @@ def test_the_poster_reports_an_unreachable_endpoint_as_retryable() -> None:
 def test_the_poster_refuses_an_endpoint_whose_host_cannot_be_encoded() -> None:
     with pytest.raises(ExportRefused, match="not a usable name"):
         HttpPoster(f"http://{'a' * 64}.com/v1/logs")(b"")
+
+
+def test_a_batch_that_fails_unexpectedly_is_dropped_once_logged_and_the_next_still_goes(
+        shipper: LogShipper, endpoint: Endpoint) -> None:
+    before = dropped("refused")
+    endpoint.failure = RuntimeError("cannot encode")
+
+    with structlog.testing.capture_logs() as captured:
+        submit_lines(shipper, "bad-1")
+        assert shipper.flush()
+        submit_lines(shipper, "bad-2")
+        assert shipper.flush()
+    endpoint.failure = None
+    submit_lines(shipper, "next")
+    shipper.flush()
+
+    assert [item["event"] for item in captured] == ["log_export_crashed"]
+    assert captured[0]["exc_info"] is True
+    assert dropped("refused") == before + 2
+    assert endpoint.lines() == ["next"]
